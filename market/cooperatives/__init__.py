@@ -1,0 +1,1 @@
+"""Village cooperatives (合作社) and their members."""
