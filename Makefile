@@ -30,7 +30,7 @@ extract-messages: $(VENV)/.installed
 	$(BIN)/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching
 
 run: install translations
-	$(BIN)/flask db upgrade
+	$(BIN)/flask db upgrade heads
 	$(BIN)/flask demo load
 	@echo "Serving YueNong Market on http://127.0.0.1:5000 (Ctrl-C to stop)"
 	$(BIN)/flask --debug run --host 127.0.0.1 --port 5000 --no-reload

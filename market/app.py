@@ -105,6 +105,7 @@ def _tune_sqlite(engine) -> None:
 def import_models() -> None:
     """Import every package's models so the metadata (and migrations) see all tables."""
     import market.auth.models
+    import market.catalog.models
     import market.cooperatives.models
     import market.notifications.models  # noqa: F401
 

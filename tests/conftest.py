@@ -54,7 +54,7 @@ def _reset_database(app: Flask) -> None:
             else:
                 db.metadata.drop_all(conn)
                 conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-        flask_migrate.upgrade()
+        flask_migrate.upgrade(revision="heads")
         db.session.remove()
 
 

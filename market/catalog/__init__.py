@@ -1,0 +1,1 @@
+"""Products, photos, categories and GTINs."""
