@@ -33,6 +33,7 @@ extract-messages: $(VENV)/.installed
 run: install translations
 	FLASK_DEBUG=1 $(BIN)/flask db upgrade heads
 	FLASK_DEBUG=1 $(BIN)/flask demo load
+	FLASK_DEBUG=1 $(BIN)/flask search rebuild
 	@echo "Serving YueNong Market on http://127.0.0.1:5000 (Ctrl-C to stop)"
 	$(BIN)/flask --debug run --host 127.0.0.1 --port 5000 --no-reload
 

@@ -57,6 +57,27 @@ bytes, in the way of Stripe's and GitHub's webhooks rather than Kuaidi100's unke
 ``MD5(param + salt)``; a push whose timestamp is more than five minutes from ``now`` is
 refused as ``stale``, so a captured push cannot be replayed later. State codes follow
 Kuaidi100's: 1 揽收, 0 在途, 5 派件, 3 签收, 2 疑难, 14 拒签, 6 退回, 4 退签, 7 转投, 8 清关.
+
+Writing a real adapter
+----------------------
+
+A real adapter (say ``Kuaidi100Tracking``) is a class with the four members above: it
+maps :mod:`logistics.carriers` codes to the service's company codes
+(``Carrier.kuaidi100_code``), calls the service's subscribe API with the callback URL
+``{PUBLIC_BASE_URL}/logistics/carriers/<code>/push``, checks the service's own signature
+scheme in ``verify_push`` / ``parse_push`` (Kuaidi100 signs ``MD5(param + salt)``), turns
+each history item into a :class:`TrackingUpdate` (times are Beijing time: make them
+aware), and answers with the body the service expects from ``push_response``. Register
+it in :func:`logistics.providers.tracking_provider` under a name and select it with the
+``LOGISTICS_TRACKING_PROVIDER`` setting; nothing else changes: the webhook, the
+checkpoints, the order moves and the journey only see :class:`TrackingUpdate` values.
+
+Text messages
+-------------
+
+:class:`SmsSender` is the contract of a text-message provider (Aliyun SMS, Tencent Cloud
+SMS: both send a registered template with parameters to a mainland number);
+:class:`LoggingSms`, the default, only writes the message to the log.
 """
 
 from __future__ import annotations
@@ -65,6 +86,7 @@ import enum
 import hashlib
 import hmac
 import json
+import logging
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -80,7 +102,9 @@ __all__ = [
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
     "CarrierTracking",
+    "LoggingSms",
     "SandboxCarrier",
+    "SmsSender",
     "TrackingError",
     "TrackingStatus",
     "TrackingUpdate",
@@ -88,6 +112,7 @@ __all__ = [
     "verify_push_signature",
 ]
 
+_log = logging.getLogger(__name__)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 TIMESTAMP_HEADER = "X-Sandbox-Timestamp"
 SIGNATURE_HEADER = "X-Sandbox-Signature"
@@ -510,3 +535,26 @@ def _update_from_item(waybill: str, item: object) -> TrackingUpdate:
         message=str(item.get("context") or ""),
         raw=dict(item),
     )
+
+
+# -- text messages ------------------------------------------------------------------
+
+
+@runtime_checkable
+class SmsSender(Protocol):
+    """What a text-message provider offers: one templated message to one mainland number."""
+
+    def send(self, phone: str, template: str, params: Mapping[str, str]) -> None:
+        """Send template ``template`` with ``params`` to ``phone`` (11 digits)."""
+
+
+class LoggingSms:
+    """The default provider: writes each message to the log instead of sending it."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, dict[str, str]]] = []
+
+    def send(self, phone: str, template: str, params: Mapping[str, str]) -> None:
+        masked = phone[:3] + "****" + phone[-4:] if len(phone) == 11 else "***"
+        self.sent.append((phone, template, dict(params)))
+        _log.info("SMS to %s: %s %s", masked, template, dict(params))

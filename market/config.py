@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from celery.schedules import crontab
 from flask import Flask
 
 DEV_SECRET_KEY = "dev-only-not-secret"  # noqa: S105 - refused outside debug/testing
@@ -27,9 +28,66 @@ DEFAULTS: dict[str, Any] = {
         "broker_connection_retry_on_startup": True,
         "timezone": "Asia/Shanghai",
         "enable_utc": True,
+        "beat_schedule": {
+            # Settle payments stuck waiting on the provider; close expired trades.
+            "payments-reconcile": {"task": "market.payments.tasks.reconcile", "schedule": 60.0},
+            "payments-retry-webhooks": {
+                "task": "market.payments.tasks.retry_webhooks",
+                "schedule": 300.0,
+            },
+            # Cancel (and restock) orders left unpaid past their 30 minutes.
+            "orders-expire-unpaid": {
+                "task": "market.orders.tasks.expire_overdue_orders",
+                "schedule": 60.0,
+            },
+            # Record RFID reads whose task was lost (broker outage, killed worker).
+            "logistics-pending-reads": {
+                "task": "logistics.tasks.process_all_pending_reads",
+                "schedule": 60.0,
+            },
+            # Report summaries: rebuilt from the raw rows every night at 03:30 (Beijing
+            # time, the CELERY timezone); trace and RFID counts of recent days refreshed
+            # every 30 minutes (codes are packed and tags read after the payment).
+            "reports-rebuild": {
+                "task": "market.reports.tasks.rebuild_rollups",
+                "schedule": crontab(hour=3, minute=30),
+            },
+            "reports-informatization": {
+                "task": "market.reports.tasks.refresh_informatization",
+                "schedule": 1800.0,
+            },
+        },
     },
+    # Payments: "sandbox" (the offline gateway, embedded default) or "alipay".
+    "PAYMENT_PROVIDER": "sandbox",
+    "ALIPAY_APP_ID": "",
+    "ALIPAY_PRIVATE_KEY": "",
+    "ALIPAY_PUBLIC_KEY": "",
+    "ALIPAY_SELLER_ID": "",
+    "ALIPAY_GATEWAY": "https://openapi.alipay.com/gateway.do",
+    "PAYMENT_SANDBOX_KEY_DIR": str(INSTANCE / "sandbox-keys"),
+    "PAYMENT_SANDBOX_APP_PRIVATE_KEY": "",
+    "PAYMENT_SANDBOX_GATEWAY_PRIVATE_KEY": "",
+    "PAYMENT_SANDBOX": {
+        "app_id": "2021000000000001",
+        "seller_id": "2088000000000001",
+        "notify": "normal",  # normal | duplicate | late | missing
+        "tamper_amount": False,
+        "wrong_app_id": False,
+        "gateway_error": "",  # "" | system_error | http_500 | timeout
+        "deliver": "inprocess",  # inprocess | http (to PUBLIC_BASE_URL)
+        "late_seconds": 15,
+    },
+    "ORDER_PAYMENT_MINUTES": 30,
     "MEDIA_DIR": str(INSTANCE / "media"),
     "SEARCH_INDEX_DIR": str(INSTANCE / "search-index"),
+    # Product search: "auto" (PostgreSQL full text on PostgreSQL, else the whoosh index
+    # in SEARCH_INDEX_DIR), "whoosh", "postgres" or "like" (plain SQL, no index).
+    "SEARCH_BACKEND": "auto",
+    # With whoosh on several web nodes: a broadcast queue every node's worker consumes,
+    # so each node's own index gets every update (see market/search/__init__.py).
+    "SEARCH_BROADCAST_QUEUE": "",
+    "SEARCH_LOCK_TIMEOUT": 10.0,
     "PUBLIC_BASE_URL": "http://127.0.0.1:5000",
     "GS1_COMPANY_PREFIX": "6970000",  # demo prefix in China's 690-699 range
     "BABEL_DEFAULT_LOCALE": "zh_Hans_CN",
@@ -54,9 +112,20 @@ ENV_KEYS: dict[str, str] = {
     "DATABASE_URL": "SQLALCHEMY_DATABASE_URI",
     "MEDIA_DIR": "MEDIA_DIR",
     "SEARCH_INDEX_DIR": "SEARCH_INDEX_DIR",
+    "SEARCH_BACKEND": "SEARCH_BACKEND",
+    "SEARCH_BROADCAST_QUEUE": "SEARCH_BROADCAST_QUEUE",
     "PUBLIC_BASE_URL": "PUBLIC_BASE_URL",
     "GS1_COMPANY_PREFIX": "GS1_COMPANY_PREFIX",
     "RATELIMIT_STORAGE_URI": "RATELIMIT_STORAGE_URI",
+    "PAYMENT_PROVIDER": "PAYMENT_PROVIDER",
+    "ALIPAY_APP_ID": "ALIPAY_APP_ID",
+    "ALIPAY_PRIVATE_KEY": "ALIPAY_PRIVATE_KEY",
+    "ALIPAY_PUBLIC_KEY": "ALIPAY_PUBLIC_KEY",
+    "ALIPAY_SELLER_ID": "ALIPAY_SELLER_ID",
+    "ALIPAY_GATEWAY": "ALIPAY_GATEWAY",
+    "PAYMENT_SANDBOX_KEY_DIR": "PAYMENT_SANDBOX_KEY_DIR",
+    "PAYMENT_SANDBOX_APP_PRIVATE_KEY": "PAYMENT_SANDBOX_APP_PRIVATE_KEY",
+    "PAYMENT_SANDBOX_GATEWAY_PRIVATE_KEY": "PAYMENT_SANDBOX_GATEWAY_PRIVATE_KEY",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session
 from market import uscc
 from market.auth import services as accounts
 from market.auth.models import Role, User
+from market.catalog import demo as catalog_demo
 from market.cooperatives.models import Cooperative, CooperativeStatus
 from market.types import utcnow
 
@@ -190,6 +192,35 @@ def load(session: Session) -> Summary:
             session.flush()
             summary.created.append(f"cooperative {spec.key}")
         _user(session, summary, spec.admin_phone, spec.admin_name, Role.COOP_ADMIN, coop)
-        for phone, name in spec.farmers:
-            _user(session, summary, phone, name, Role.FARMER, coop)
+        farmers = [
+            _user(session, summary, phone, name, Role.FARMER, coop) for phone, name in spec.farmers
+        ]
+        summary.created += catalog_demo.load_products(
+            session, coop, spec.key, farmers[0].id if farmers else None, **_catalog_settings()
+        )
+    # Batches, trace codes and events for some of those products (imported here:
+    # traceability depends on market, never the other way at import time).
+    from traceability import demo as trace_demo
+
+    summary.created += trace_demo.load(session, **_catalog_settings())
+    # Paid orders over the last months, and the dashboards' summaries rebuilt from them.
+    from market.reports import demo as reports_demo
+    from market.reports import rollups
+
+    summary.created += reports_demo.load(session)
+    rollups.rebuild(session)
     return summary
+
+
+def _catalog_settings() -> dict:
+    """GS1 prefix and media folder from the running app (photos are skipped without one)."""
+    from flask import current_app, has_app_context
+
+    from market.config import DEFAULTS
+
+    if not has_app_context():
+        return {"company_prefix": DEFAULTS["GS1_COMPANY_PREFIX"], "media_dir": None}
+    return {
+        "company_prefix": current_app.config["GS1_COMPANY_PREFIX"],
+        "media_dir": Path(current_app.config["MEDIA_DIR"]),
+    }

@@ -18,6 +18,8 @@ from flask import (
 from sqlalchemy import text
 
 from market import media
+from market.catalog import services as catalog
+from market.catalog.labels import CATEGORY_LABELS
 from market.cooperatives import services as cooperatives
 from market.extensions import db
 
@@ -27,7 +29,13 @@ bp = Blueprint("core", __name__)
 @bp.get("/")
 def home():
     coops = cooperatives.approved(db.session)
-    return render_template("market/home.html", cooperatives=coops)
+    featured = catalog.featured_gi(db.session)
+    return render_template(
+        "market/home.html",
+        cooperatives=coops,
+        featured=featured,
+        category_labels=CATEGORY_LABELS,
+    )
 
 
 def safe_next(target: str | None, fallback: str) -> str:

@@ -27,6 +27,7 @@ from sqlalchemy import text
 from market.app import create_app
 from market.config import normalize_database_url
 from market.extensions import db, limiter
+from market.search.services import whoosh_index
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "").strip()
@@ -56,6 +57,7 @@ def _reset_database(app: Flask) -> None:
                 conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
         flask_migrate.upgrade(revision="heads")
         db.session.remove()
+        whoosh_index(app).clear()  # an empty search index, as for the empty tables
 
 
 @pytest.fixture(scope="session")
@@ -72,7 +74,11 @@ def app_config(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "SQLALCHEMY_DATABASE_URI": url,
         "MEDIA_DIR": str(base / "media"),
         "SEARCH_INDEX_DIR": str(base / "search-index"),
+        "LABEL_DIR": str(base / "labels"),
+        "TRACE_REPORT_DIR": str(base / "reports"),
         "PUBLIC_BASE_URL": "http://yuenong.test",
+        # The payment sandbox generates its RSA keys here, never in the real instance/.
+        "PAYMENT_SANDBOX_KEY_DIR": str(base / "sandbox-keys"),
     }
 
 
@@ -93,6 +99,8 @@ def empty_tables(app: Flask) -> None:
         with db.engine.begin() as conn:
             for table in reversed(db.metadata.sorted_tables):
                 conn.execute(table.delete())
+        # The search index follows the tables (SQLite reuses the ids of deleted rows).
+        whoosh_index(app).clear()
 
 
 @pytest.fixture(autouse=True)

@@ -7,6 +7,7 @@ from factory.alchemy import SQLAlchemyModelFactory
 
 from market.auth.models import Role, User
 from market.auth.services import hash_password
+from market.catalog.models import Category, Product, ProductPhoto, ProductStatus
 from market.cooperatives.models import Cooperative, CooperativeStatus
 from market.extensions import db
 
@@ -60,3 +61,29 @@ def staff(division_code: str, **kw) -> User:
 
 def platform_admin(**kw) -> User:
     return UserFactory(role=Role.PLATFORM_ADMIN, **kw)
+
+
+class ProductFactory(Base):
+    """A product on sale (no photo, no GTIN) of `cooperative`; pass farmer= to own it."""
+
+    class Meta:
+        model = Product
+
+    cooperative = factory.SubFactory(CooperativeFactory)
+    title = factory.Sequence(lambda n: f"新会陈皮 {n}号")
+    category = Category.DRIED
+    unit = "罐"
+    price_fen = 12800
+    stock = 10
+    status = ProductStatus.ON_SALE
+    origin_code = factory.LazyAttribute(lambda p: p.cooperative.division_code)
+
+
+class ProductPhotoFactory(Base):
+    class Meta:
+        model = ProductPhoto
+
+    product = factory.SubFactory(ProductFactory)
+    key = factory.Sequence(lambda n: f"{n:032x}")
+    width = 1280
+    height = 960

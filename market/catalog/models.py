@@ -36,6 +36,9 @@ class ProductStatus(enum.Enum):
     ARCHIVED = "archived"
 
 
+#: Statuses the public sees (when the cooperative is approved); the rest are the seller's.
+PUBLIC_STATUSES = (ProductStatus.ON_SALE, ProductStatus.SOLD_OUT)
+
 #: Sale units a product's price and stock are counted in.
 UNITS = ("斤", "公斤", "克", "箱", "盒", "袋", "包", "瓶", "罐", "只", "条", "份", "个", "束", "株")
 
@@ -74,6 +77,11 @@ class Product(db.Model):
     certifications: Mapped[list[str]] = mapped_column(JSON, default=list)
     #: Months (1-12) in season.
     harvest_months: Mapped[list[int]] = mapped_column(JSON, default=list)
+    #: GB/T 2260 code of the Guangdong county (or city) it comes from; the cooperative's
+    #: own division unless the lister says otherwise. City and county filters use it.
+    origin_code: Mapped[str] = mapped_column(String(6), index=True)
+    #: Town and village of origin, as people write it (optional).
+    origin_detail: Mapped[str] = mapped_column(String(60), default="")
     #: GS1 item reference under the platform's company prefix, and the GTIN-14 it makes.
     item_ref: Mapped[int | None] = mapped_column(unique=True)
     gtin: Mapped[str | None] = mapped_column(String(14), unique=True)
@@ -91,6 +99,11 @@ class Product(db.Model):
     @property
     def cover(self) -> ProductPhoto | None:
         return self.photos[0] if self.photos else None
+
+    @property
+    def is_listed(self) -> bool:
+        """On sale or sold out: the statuses the public may see (given an approved seller)."""
+        return self.status in PUBLIC_STATUSES
 
 
 class ProductPhoto(db.Model):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
@@ -86,7 +86,12 @@ def index():
 def detail(cooperative_id: int):
     coop = db.get_or_404(Cooperative, cooperative_id)
     authorize("cooperative.view", coop)
-    return render_template("cooperatives/detail.html", coop=coop)
+    from market.catalog import services as catalog
+    from market.catalog.views import parse_filters
+
+    page = parse_filters(request.args)["page"]
+    products = catalog.public_products(db.session, cooperative_id=coop.id, page=page)
+    return render_template("cooperatives/detail.html", coop=coop, products=products)
 
 
 @bp.route("/apply", methods=["GET", "POST"])

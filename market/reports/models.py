@@ -1,0 +1,203 @@
+"""Summary tables the dashboards read: sales, buyers and informatization, by day and month.
+
+Everything here is derived from raw rows (orders, lines, batches, shipments) by
+``market.reports.rollups`` and can be rebuilt from them at any time, so the tables carry no
+foreign keys: a deleted product must not break a year-old summary, and a rebuild writes a
+million rows without checking each against its parent.
+
+Days and months are calendar days in Asia/Shanghai. Every row carries the place of its
+cooperative (``city_code`` and ``county_code``, GB/T 2260) so that a 供销社 scope is a plain
+``WHERE`` on the summary itself. A cooperative registered at city level has its city code
+in ``county_code`` too.
+
+What the sales measures mean (one definition, used by rollups, dashboards and tests):
+
+- A sale is an order that was paid (``paid_at`` set); it counts on the Shanghai day it was
+  paid. Refunds are netted against that same day, so a month's figure is the net value of
+  what was sold that month.
+- ``gmv_fen`` is what buyers paid; ``refunds_fen`` what was given back; GMV on the
+  dashboards is ``gmv_fen - refunds_fen``. An order's refund is spread over its lines in
+  proportion to their value (largest remainder), so products add up to their order.
+- ``orders`` and ``units`` leave out orders refunded in full (they were not, in the end,
+  sales); ``paid_orders`` counts every paid order (a cooperative "active online" had one).
+  In a product row, ``orders`` is the number of orders containing that product.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, Index, PrimaryKeyConstraint, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from market.extensions import db
+
+#: Buyer province when an order's address code is not a known division.
+UNKNOWN_PROVINCE = "000000"
+#: ``product_id`` of a line whose product has since been deleted.
+NO_PRODUCT = 0
+
+
+class _Place:
+    """The cooperative and where it is."""
+
+    cooperative_id: Mapped[int]
+    city_code: Mapped[str] = mapped_column(String(6))
+    county_code: Mapped[str] = mapped_column(String(6))
+
+
+class _Money:
+    gmv_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    refunds_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    orders: Mapped[int] = mapped_column(default=0)
+    units: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class _ProductDims:
+    #: NO_PRODUCT (0) when the product has been deleted since.
+    product_id: Mapped[int]
+    #: market.catalog.models.Category value, as the product had it at the last rollup.
+    category: Mapped[str] = mapped_column(String(16))
+    #: 地理标志 product.
+    is_gi: Mapped[bool] = mapped_column(default=False)
+
+
+def _keys(table: str, *key: str) -> tuple[PrimaryKeyConstraint | Index, ...]:
+    """The primary key (period first: dashboards read runs of days or months), and
+    indexes for a scope (cooperative, county, city) over a run of periods."""
+    period = key[0]
+    return (
+        PrimaryKeyConstraint(*key),
+        Index(f"ix_{table}_cooperative_{period}", "cooperative_id", period),
+        Index(f"ix_{table}_county_{period}", "county_code", period),
+        Index(f"ix_{table}_city_{period}", "city_code", period),
+    )
+
+
+class DailySales(_Place, _ProductDims, _Money, db.Model):
+    """Per day, cooperative, product and buyer province (广货网上行: where products go)."""
+
+    __tablename__ = "reports_daily_sales"
+
+    day: Mapped[date]
+    #: GB/T 2260 province code of the shipping address (``PP0000``).
+    buyer_province: Mapped[str] = mapped_column(String(6))
+
+    __table_args__ = _keys(
+        "reports_daily_sales", "day", "cooperative_id", "product_id", "buyer_province"
+    )
+
+
+class MonthlySales(_Place, _ProductDims, _Money, db.Model):
+    """The same per month (the first day of the month), without the buyer province."""
+
+    __tablename__ = "reports_monthly_sales"
+
+    month: Mapped[date]
+
+    __table_args__ = _keys("reports_monthly_sales", "month", "cooperative_id", "product_id")
+
+
+class DailyOrders(_Place, _Money, db.Model):
+    """Per day, cooperative and buyer province: whole orders, so order counts add up."""
+
+    __tablename__ = "reports_daily_orders"
+
+    day: Mapped[date]
+    buyer_province: Mapped[str] = mapped_column(String(6))
+    #: Every paid order, refunded in full or not.
+    paid_orders: Mapped[int] = mapped_column(default=0)
+
+    __table_args__ = _keys("reports_daily_orders", "day", "cooperative_id", "buyer_province")
+
+
+class MonthlyOrders(_Place, _Money, db.Model):
+    __tablename__ = "reports_monthly_orders"
+
+    month: Mapped[date]
+    buyer_province: Mapped[str] = mapped_column(String(6))
+    paid_orders: Mapped[int] = mapped_column(default=0)
+
+    __table_args__ = _keys("reports_monthly_orders", "month", "cooperative_id", "buyer_province")
+
+
+class DailyBuyers(_Place, db.Model):
+    """Who bought from whom on a day: distinct and repeat buyers cannot be summed, so
+    they are counted from these rows (and kept per period in PeriodBuyers)."""
+
+    __tablename__ = "reports_daily_buyers"
+
+    day: Mapped[date]
+    buyer_id: Mapped[int]
+    #: The Monday of the day's ISO week and the first of its month, for grouping.
+    week: Mapped[date]
+    month: Mapped[date]
+    #: Orders that count (not refunded in full); rows with none are not kept.
+    orders: Mapped[int] = mapped_column(default=0)
+
+    __table_args__ = _keys("reports_daily_buyers", "day", "cooperative_id", "buyer_id")
+
+
+class PeriodBuyers(db.Model):
+    """Distinct and repeat buyers of one day, ISO week or month, for one place.
+
+    ``level`` is ``province``, ``city``, ``county`` or ``cooperative``; ``code`` the
+    division code, or the cooperative id as text. A repeat buyer placed two or more
+    orders (that count) in the period.
+    """
+
+    __tablename__ = "reports_period_buyers"
+    __table_args__ = (PrimaryKeyConstraint("kind", "level", "code", "start"),)
+
+    #: ``day``, ``week`` or ``month``; ``start`` is the period's first day.
+    kind: Mapped[str] = mapped_column(String(5))
+    level: Mapped[str] = mapped_column(String(11))
+    code: Mapped[str] = mapped_column(String(12))
+    start: Mapped[date]
+    buyers: Mapped[int] = mapped_column(default=0)
+    repeat_buyers: Mapped[int] = mapped_column(default=0)
+
+
+class _Informatization:
+    #: Units sold that day (orders that count), and how many of them carry a unit code.
+    units_sold: Mapped[int] = mapped_column(BigInteger, default=0)
+    units_coded: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: Batches recorded that day, and how many of them have an inspection record.
+    batches: Mapped[int] = mapped_column(default=0)
+    batches_inspected: Mapped[int] = mapped_column(default=0)
+    #: Shipments created that day, and how many of them had an RFID tag read.
+    shipments: Mapped[int] = mapped_column(default=0)
+    shipments_rfid: Mapped[int] = mapped_column(default=0)
+
+
+class DailyInformatization(_Place, _Informatization, db.Model):
+    """Traceability and RFID use per day and cooperative (the plan's informatization
+    indicators)."""
+
+    __tablename__ = "reports_daily_informatization"
+
+    day: Mapped[date]
+
+    __table_args__ = _keys("reports_daily_informatization", "day", "cooperative_id")
+
+
+class MonthlyInformatization(_Place, _Informatization, db.Model):
+    __tablename__ = "reports_monthly_informatization"
+
+    month: Mapped[date]
+
+    __table_args__ = _keys("reports_monthly_informatization", "month", "cooperative_id")
+
+
+class ReportState(db.Model):
+    """One row: when the summaries last changed and were last rebuilt.
+
+    Every rollup first writes this row, so rollups take turns (a row lock on PostgreSQL,
+    the write lock on SQLite) and each one reads what the one before it committed.
+    """
+
+    __tablename__ = "reports_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    updated_at: Mapped[datetime | None]
+    rebuilt_at: Mapped[datetime | None]

@@ -1,0 +1,896 @@
+"""Build the summary tables from raw rows: one slice when money moves, all of them nightly.
+
+A *slice* is one cooperative's sales of one Shanghai day. When a payment succeeds or a
+refund lands, every slice it touches is recomputed from the raw orders of that day and
+cooperative and written over the old rows (delete, then insert) inside the caller's
+transaction; the cooperative's month, the buyer counts of the day's periods and the
+informatization row follow from the new daily rows. Recomputing instead of adding means
+a duplicate event, or a task that runs twice, cannot count anything twice.
+
+Every rollup starts by writing the one ``reports_state`` row, so rollups take turns: a
+concurrent one waits (PostgreSQL row lock, SQLite write lock) and then reads what the
+first committed. The nightly :func:`rebuild` recomputes everything from scratch the same
+way, in one transaction, so dashboards never see half a rebuild.
+
+The definitions of the measures are in :mod:`market.reports.models`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from functools import cache
+
+from sqlalchemy import (
+    Boolean,
+    Integer,
+    String,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    true,
+    type_coerce,
+)
+from sqlalchemy.orm import Session
+
+from market import places
+from market.reports import periods
+from market.reports.models import (
+    NO_PRODUCT,
+    UNKNOWN_PROVINCE,
+    DailyBuyers,
+    DailyInformatization,
+    DailyOrders,
+    DailySales,
+    MonthlyInformatization,
+    MonthlyOrders,
+    MonthlySales,
+    PeriodBuyers,
+    ReportState,
+)
+from market.types import utcnow
+
+log = logging.getLogger(__name__)
+
+PROVINCE = places.GUANGDONG
+#: Node levels of the report tree, top down.
+LEVELS = ("province", "city", "county", "cooperative")
+#: Days the periodic informatization refresh looks back.
+INFORMATIZATION_REFRESH_DAYS = 35
+
+
+# --- places ------------------------------------------------------------------------------
+
+
+@cache
+def place_of(division_code: str) -> tuple[str, str]:
+    """The (city, county) codes of a cooperative's division code.
+
+    A city-level code is its own county; an unknown code keeps its first four digits as
+    the city, so nothing is lost, only left unnamed.
+    """
+    code = (division_code or "").strip()
+    city = places.city_of(code)
+    return (city.code if city else (code[:4] + "00" if len(code) == 6 else code), code)
+
+
+@cache
+def province_of_address(division_code: str | None) -> str:
+    """The GB/T 2260 province code of an order's shipping address."""
+    code = (division_code or "").strip()
+    province = places.province_of(code)
+    if province is None and len(code) == 6:
+        # A county outside Guangdong is not in the division data; its province is.
+        province = places.get(code[:2] + "0000")
+    return province.code if province is not None else UNKNOWN_PROVINCE
+
+
+# --- refunds spread over lines -------------------------------------------------------------
+
+
+def allocate(amount: int, weights: Sequence[int]) -> list[int]:
+    """Split ``amount`` fen over ``weights`` in proportion, in whole fen that add up.
+
+    Largest remainder: each share is rounded down, and the fen left over go one each to
+    the shares with the largest remainders (the earlier one first on a tie).
+    """
+    total = sum(weights)
+    if amount < 0 or any(w < 0 for w in weights):
+        raise ValueError("amount and weights must not be negative")
+    if not weights:
+        if amount:
+            raise ValueError("cannot spread an amount over nothing")
+        return []
+    if total == 0:
+        # Nothing to weigh by (all lines free): spread evenly.
+        weights, total = [1] * len(weights), len(weights)
+    shares = [amount * w // total for w in weights]
+    remainders = [amount * w % total for w in weights]
+    left = amount - sum(shares)
+    for index in sorted(range(len(weights)), key=lambda i: (-remainders[i], i))[:left]:
+        shares[index] += 1
+    return shares
+
+
+# --- raw orders ----------------------------------------------------------------------------
+
+
+@dataclass
+class RawLine:
+    product_id: int
+    category: str
+    is_gi: bool
+    quantity: int
+    value_fen: int
+
+
+@dataclass
+class RawOrder:
+    id: int
+    cooperative_id: int
+    buyer_id: int
+    day: date
+    province: str
+    total_fen: int
+    refunded_fen: int
+    lines: list[RawLine] = field(default_factory=list)
+
+    @property
+    def counts(self) -> bool:
+        """A sale that stands: not refunded in full."""
+        return self.refunded_fen < self.total_fen
+
+
+def _orders_query(*conditions):
+    from market.catalog.models import Product
+    from market.orders.models import Order, OrderLine
+
+    return (
+        select(
+            Order.id,
+            Order.cooperative_id,
+            Order.buyer_id,
+            Order.paid_at,
+            Order.total_fen,
+            Order.refunded_fen,
+            Order.division_code,
+            OrderLine.product_id,
+            OrderLine.quantity,
+            OrderLine.unit_price_fen,
+            type_coerce(Product.category, String),
+            Product.is_gi,
+        )
+        .select_from(Order)
+        .outerjoin(OrderLine, OrderLine.order_id == Order.id)
+        .outerjoin(Product, Product.id == OrderLine.product_id)
+        .where(Order.paid_at.is_not(None), *conditions)
+        .order_by(Order.id, OrderLine.id)
+    )
+
+
+def load_orders(session: Session, *conditions) -> list[RawOrder]:
+    """Paid orders matching ``conditions`` (on market.orders.models.Order), with lines."""
+    found: list[RawOrder] = []
+    current: RawOrder | None = None
+    for row in session.execute(_orders_query(*conditions)):
+        (oid, coop, buyer, paid_at, total, refunded, address, pid, qty, price, cat, gi) = row
+        if current is None or current.id != oid:
+            current = RawOrder(
+                id=oid,
+                cooperative_id=coop,
+                buyer_id=buyer,
+                day=periods.local_date(paid_at),
+                province=province_of_address(address),
+                total_fen=total,
+                refunded_fen=refunded or 0,
+            )
+            found.append(current)
+        if qty is not None:
+            current.lines.append(
+                RawLine(
+                    product_id=pid if pid is not None else NO_PRODUCT,
+                    category=cat if cat is not None else "other",
+                    is_gi=bool(gi),
+                    quantity=qty,
+                    value_fen=qty * price,
+                )
+            )
+    return found
+
+
+# --- tallies -------------------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    """Daily summary rows being built, keyed by each table's primary key."""
+
+    sales: dict[tuple, dict] = field(default_factory=dict)
+    orders: dict[tuple, dict] = field(default_factory=dict)
+    buyers: dict[tuple, dict] = field(default_factory=dict)
+
+    def add(self, order: RawOrder, division_code: str) -> None:
+        city, county = place_of(division_code)
+        place = {"cooperative_id": order.cooperative_id, "city_code": city, "county_code": county}
+        counted = 1 if order.counts else 0
+        units = sum(line.quantity for line in order.lines)
+
+        row = self.orders.get(key := (order.day, order.cooperative_id, order.province))
+        if row is None:
+            row = self.orders[key] = {
+                "day": order.day,
+                "buyer_province": order.province,
+                **place,
+                "gmv_fen": 0,
+                "refunds_fen": 0,
+                "orders": 0,
+                "units": 0,
+                "paid_orders": 0,
+            }
+        row["gmv_fen"] += order.total_fen
+        row["refunds_fen"] += order.refunded_fen
+        row["paid_orders"] += 1
+        row["orders"] += counted
+        row["units"] += units * counted
+
+        if counted:
+            key = (order.day, order.cooperative_id, order.buyer_id)
+            buyer = self.buyers.get(key)
+            if buyer is None:
+                buyer = self.buyers[key] = {
+                    "day": order.day,
+                    "buyer_id": order.buyer_id,
+                    "week": periods.period_containing("week", order.day).start,
+                    "month": order.day.replace(day=1),
+                    **place,
+                    "orders": 0,
+                }
+            buyer["orders"] += 1
+
+        refunds = allocate(order.refunded_fen, [line.value_fen for line in order.lines])
+        seen: set[int] = set()
+        for line, refund in zip(order.lines, refunds, strict=True):
+            key = (order.day, order.cooperative_id, line.product_id, order.province)
+            sale = self.sales.get(key)
+            if sale is None:
+                sale = self.sales[key] = {
+                    "day": order.day,
+                    "product_id": line.product_id,
+                    "buyer_province": order.province,
+                    **place,
+                    "category": line.category,
+                    "is_gi": line.is_gi,
+                    "gmv_fen": 0,
+                    "refunds_fen": 0,
+                    "orders": 0,
+                    "units": 0,
+                }
+            sale["gmv_fen"] += line.value_fen
+            sale["refunds_fen"] += refund
+            sale["units"] += line.quantity * counted
+            if line.product_id not in seen:  # an order naming a product twice counts once
+                sale["orders"] += counted
+                seen.add(line.product_id)
+
+
+# --- taking turns --------------------------------------------------------------------------
+
+
+def lock(session: Session, *, rebuilt: bool = False) -> None:
+    """Write the state row first thing: concurrent rollups wait here for each other."""
+    now = utcnow()
+    values = {"id": 1, "updated_at": now}
+    if rebuilt:
+        values["rebuilt_at"] = now
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as upsert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as upsert
+    else:  # pragma: no cover - the product runs on PostgreSQL and SQLite only
+        raise RuntimeError(f"no upsert for {dialect}")
+    stmt = upsert(ReportState).values(**values)
+    update = {k: v for k, v in values.items() if k != "id"}
+    session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=update))
+
+
+def state(session: Session) -> ReportState | None:
+    return session.get(ReportState, 1)
+
+
+# --- incremental ---------------------------------------------------------------------------
+
+
+def slices_of_payment(session: Session, intent_id: str) -> set[tuple[date, int]]:
+    """The (day, cooperative) slices of the paid orders of one payment."""
+    from market.orders.models import Order
+
+    rows = session.execute(
+        select(Order.paid_at, Order.cooperative_id).where(
+            Order.payment_intent_id == intent_id, Order.paid_at.is_not(None)
+        )
+    )
+    return {(periods.local_date(paid_at), coop) for paid_at, coop in rows}
+
+
+def slices_of_orders(session: Session, order_ids: Iterable[int]) -> set[tuple[date, int]]:
+    from market.orders.models import Order
+
+    ids = list(order_ids)
+    if not ids:
+        return set()
+    rows = session.execute(
+        select(Order.paid_at, Order.cooperative_id).where(
+            Order.id.in_(ids), Order.paid_at.is_not(None)
+        )
+    )
+    return {(periods.local_date(paid_at), coop) for paid_at, coop in rows}
+
+
+def refresh_payment(session: Session, intent_id: str) -> int:
+    """Recompute every slice of a payment's orders (after it succeeded or was refunded)."""
+    lock(session)
+    slices = slices_of_payment(session, intent_id)
+    refresh_slices(session, slices, locked=True)
+    return len(slices)
+
+
+def refresh_orders(session: Session, order_ids: Iterable[int]) -> int:
+    """Recompute the slices of these orders."""
+    lock(session)
+    slices = slices_of_orders(session, order_ids)
+    refresh_slices(session, slices, locked=True)
+    return len(slices)
+
+
+def refresh_slices(
+    session: Session, slices: Iterable[tuple[date, int]], *, locked: bool = False
+) -> None:
+    """Recompute these (day, cooperative) slices and everything that follows from them."""
+    if not locked:
+        lock(session)
+    for day, cooperative_id in sorted(set(slices)):
+        refresh_slice(session, day, cooperative_id, locked=True)
+
+
+def refresh_slice(
+    session: Session, day: date, cooperative_id: int, *, locked: bool = False
+) -> None:
+    """Recompute one cooperative's day from the raw orders, and its month, buyer counts
+    and informatization row. Running it twice gives the same rows."""
+    from market.cooperatives.models import Cooperative
+    from market.orders.models import Order
+
+    if not locked:
+        lock(session)
+    division_code = session.scalar(
+        select(Cooperative.division_code).where(Cooperative.id == cooperative_id)
+    )
+    if division_code is None:
+        log.warning("report slice for unknown cooperative %s", cooperative_id)
+        return
+    bounds = periods.Period("day", day)
+    tally = Tally()
+    for order in load_orders(
+        session,
+        Order.cooperative_id == cooperative_id,
+        Order.paid_at >= bounds.start_at,
+        Order.paid_at < bounds.end_at,
+    ):
+        tally.add(order, division_code)
+    for table in (DailySales, DailyOrders, DailyBuyers):
+        session.execute(
+            delete(table).where(table.day == day, table.cooperative_id == cooperative_id)
+        )
+    _insert(session, tally)
+    month = periods.period_containing("month", day)
+    _refresh_monthly(session, month, cooperative_id)
+    _refresh_period_buyers(session, day, cooperative_id, division_code)
+    refresh_informatization(session, day, day, cooperative_id=cooperative_id, locked=True)
+
+
+def _insert(session: Session, tally: Tally) -> None:
+    for table, rows in (
+        (DailySales, tally.sales),
+        (DailyOrders, tally.orders),
+        (DailyBuyers, tally.buyers),
+    ):
+        if rows:
+            session.execute(insert(table), list(rows.values()))
+
+
+# --- months --------------------------------------------------------------------------------
+
+#: (daily, monthly, key columns after the period, summed columns, "latest" columns)
+_MONTHLY = (
+    (
+        DailySales,
+        MonthlySales,
+        ("cooperative_id", "product_id"),
+        ("gmv_fen", "refunds_fen", "orders", "units"),
+        ("city_code", "county_code", "category"),
+    ),
+    (
+        DailyOrders,
+        MonthlyOrders,
+        ("cooperative_id", "buyer_province"),
+        ("gmv_fen", "refunds_fen", "orders", "units", "paid_orders"),
+        ("city_code", "county_code"),
+    ),
+    (
+        DailyInformatization,
+        MonthlyInformatization,
+        ("cooperative_id",),
+        (
+            "units_sold",
+            "units_coded",
+            "batches",
+            "batches_inspected",
+            "shipments",
+            "shipments_rfid",
+        ),
+        ("city_code", "county_code"),
+    ),
+)
+
+
+def _refresh_monthly(
+    session: Session,
+    month: periods.Period,
+    cooperative_id: int | None = None,
+    *,
+    tables: Sequence[type] | None = None,
+) -> None:
+    """Rewrite a month's rows (of one cooperative, or all) as the sum of its days."""
+    for daily, monthly, keys, sums, latest in _MONTHLY:
+        if tables is not None and daily not in tables:
+            continue
+        coop_daily = daily.cooperative_id == cooperative_id if cooperative_id else true()
+        coop_monthly = monthly.cooperative_id == cooperative_id if cooperative_id else true()
+        session.execute(delete(monthly).where(monthly.month == month.start, coop_monthly))
+        columns = [getattr(daily, k) for k in keys]
+        chosen = [
+            literal(month.start, type_=monthly.__table__.c.month.type).label("month"),
+            *columns,
+            *(func.sum(getattr(daily, s)).label(s) for s in sums),
+            *(func.max(getattr(daily, c)).label(c) for c in latest),
+        ]
+        names = ["month", *keys, *sums, *latest]
+        if daily is DailySales:
+            chosen.append(cast(func.max(cast(daily.is_gi, Integer)), Boolean).label("is_gi"))
+            names.append("is_gi")
+        query = (
+            select(*chosen)
+            .where(daily.day >= month.start, daily.day < month.end, coop_daily)
+            .group_by(*columns)
+        )
+        session.execute(insert(monthly).from_select(names, query))
+
+
+# --- buyers per period ---------------------------------------------------------------------
+
+
+def _node_filter(table, level: str, code: str):
+    if level == "province":
+        return true()
+    if level == "city":
+        return table.city_code == code
+    if level == "county":
+        return table.county_code == code
+    return table.cooperative_id == int(code)
+
+
+def nodes_of(cooperative_id: int, division_code: str) -> list[tuple[str, str]]:
+    """The report-tree nodes a cooperative's figures count in, top down."""
+    city, county = place_of(division_code)
+    nodes = [("province", PROVINCE), ("city", city)]
+    if county != city:
+        nodes.append(("county", county))
+    nodes.append(("cooperative", str(cooperative_id)))
+    return nodes
+
+
+def count_buyers(
+    session: Session, level: str, code: str, start: date, end: date
+) -> tuple[int, int]:
+    """Distinct buyers and repeat buyers (2+ orders) of a node over days [start, end)."""
+    per_buyer = (
+        select(DailyBuyers.buyer_id, func.sum(DailyBuyers.orders).label("n"))
+        .where(
+            DailyBuyers.day >= start,
+            DailyBuyers.day < end,
+            _node_filter(DailyBuyers, level, code),
+        )
+        .group_by(DailyBuyers.buyer_id)
+        .subquery()
+    )
+    buyers, repeat = session.execute(
+        select(func.count(), func.coalesce(func.sum(case((per_buyer.c.n >= 2, 1), else_=0)), 0))
+    ).one()
+    return int(buyers), int(repeat)
+
+
+def _refresh_period_buyers(
+    session: Session, day: date, cooperative_id: int, division_code: str
+) -> None:
+    for kind in periods.KINDS:
+        period = periods.period_containing(kind, day)
+        for level, code in nodes_of(cooperative_id, division_code):
+            buyers, repeat = count_buyers(session, level, code, period.start, period.end)
+            session.execute(
+                delete(PeriodBuyers).where(
+                    PeriodBuyers.kind == kind,
+                    PeriodBuyers.level == level,
+                    PeriodBuyers.code == code,
+                    PeriodBuyers.start == period.start,
+                )
+            )
+            if buyers:
+                session.add(
+                    PeriodBuyers(
+                        kind=kind,
+                        level=level,
+                        code=code,
+                        start=period.start,
+                        buyers=buyers,
+                        repeat_buyers=repeat,
+                    )
+                )
+    session.flush()
+
+
+def _rebuild_period_buyers(session: Session) -> None:
+    """Every period's buyer counts for every node, from the daily buyer rows."""
+    session.execute(delete(PeriodBuyers))
+    period_columns = {"day": DailyBuyers.day, "week": DailyBuyers.week, "month": DailyBuyers.month}
+    node_columns = {
+        "province": literal(PROVINCE, type_=String),
+        "city": DailyBuyers.city_code,
+        "county": DailyBuyers.county_code,
+        "cooperative": cast(DailyBuyers.cooperative_id, String),
+    }
+    for kind, period_column in period_columns.items():
+        for level, node_column in node_columns.items():
+            per_buyer = select(
+                node_column.label("code"),
+                period_column.label("start"),
+                DailyBuyers.buyer_id,
+                func.sum(DailyBuyers.orders).label("n"),
+            ).group_by(node_column, period_column, DailyBuyers.buyer_id)
+            if level == "county":
+                # A cooperative registered at city level has no county node (nodes_of).
+                per_buyer = per_buyer.where(DailyBuyers.county_code != DailyBuyers.city_code)
+            sub = per_buyer.subquery()
+            query = select(
+                literal(kind, type_=String).label("kind"),
+                literal(level, type_=String).label("level"),
+                sub.c.code,
+                sub.c.start,
+                func.count().label("buyers"),
+                func.sum(case((sub.c.n >= 2, 1), else_=0)).label("repeat_buyers"),
+            ).group_by(sub.c.code, sub.c.start)
+            session.execute(
+                insert(PeriodBuyers).from_select(
+                    ["kind", "level", "code", "start", "buyers", "repeat_buyers"], query
+                )
+            )
+
+
+# --- informatization -----------------------------------------------------------------------
+
+
+def refresh_informatization(
+    session: Session,
+    start: date,
+    end: date,
+    *,
+    cooperative_id: int | None = None,
+    locked: bool = False,
+) -> None:
+    """Recompute the traceability and RFID counts of local days ``start`` … ``end``.
+
+    Units sold come from the (already current) daily sales rows; units with a unit
+    code, batches and shipments from the traceability and logistics tables, imported
+    here because market never depends on them at import time.
+    """
+    from market.cooperatives.models import Cooperative
+
+    if not locked:
+        lock(session)
+    coop_filter = (
+        DailyInformatization.cooperative_id == cooperative_id if cooperative_id else true()
+    )
+    session.execute(
+        delete(DailyInformatization).where(
+            DailyInformatization.day >= start, DailyInformatization.day <= end, coop_filter
+        )
+    )
+    rows: dict[tuple[date, int], dict] = defaultdict(dict)
+    sales_filter = DailySales.cooperative_id == cooperative_id if cooperative_id else true()
+    for day, coop, units in session.execute(
+        select(DailySales.day, DailySales.cooperative_id, func.sum(DailySales.units))
+        .where(DailySales.day >= start, DailySales.day <= end, sales_filter)
+        .group_by(DailySales.day, DailySales.cooperative_id)
+    ):
+        if units:
+            rows[(day, coop)]["units_sold"] = int(units)
+    span = periods.DateRange(start, end)
+    for counter in (_coded_units, _batch_counts, _shipment_counts):
+        for key, values in counter(session, span, cooperative_id).items():
+            rows[key].update(values)
+    if rows:
+        coops = dict(
+            session.execute(
+                select(Cooperative.id, Cooperative.division_code).where(
+                    Cooperative.id.in_({coop for _day, coop in rows})
+                )
+            ).all()
+        )
+        inserts = []
+        for (day, coop), values in sorted(rows.items()):
+            if coop not in coops:
+                continue
+            city, county = place_of(coops[coop])
+            inserts.append(
+                {
+                    "day": day,
+                    "cooperative_id": coop,
+                    "city_code": city,
+                    "county_code": county,
+                    "units_sold": 0,
+                    "units_coded": 0,
+                    "batches": 0,
+                    "batches_inspected": 0,
+                    "shipments": 0,
+                    "shipments_rfid": 0,
+                    **values,
+                }
+            )
+        if inserts:
+            session.execute(insert(DailyInformatization), inserts)
+    for month in span.periods("month"):
+        _refresh_monthly(session, month, cooperative_id, tables=[DailyInformatization])
+
+
+def _coded_units(
+    session: Session, span: periods.DateRange, cooperative_id: int | None
+) -> dict[tuple[date, int], dict]:
+    """Units sold in the span that carry a unit code (一物一码): unit codes packed into a
+    parcel for the line, at most the line's quantity, of orders that count."""
+    from logistics.models import Parcel, ParcelItem
+    from market.orders.models import Order, OrderLine
+
+    query = (
+        select(
+            Order.paid_at,
+            Order.cooperative_id,
+            OrderLine.quantity,
+            func.count(ParcelItem.id),
+        )
+        .select_from(ParcelItem)
+        .join(Parcel, Parcel.id == ParcelItem.parcel_id)
+        .join(OrderLine, OrderLine.id == ParcelItem.order_line_id)
+        .join(Order, Order.id == OrderLine.order_id)
+        .where(
+            ParcelItem.code_id.is_not(None),
+            Order.paid_at >= span.start_at,
+            Order.paid_at < span.end_at,
+            Order.refunded_fen < Order.total_fen,
+            Order.cooperative_id == cooperative_id if cooperative_id else true(),
+        )
+        .group_by(OrderLine.id, Order.paid_at, Order.cooperative_id, OrderLine.quantity)
+    )
+    found: dict[tuple[date, int], dict] = {}
+    for paid_at, coop, quantity, coded in session.execute(query):
+        row = found.setdefault((periods.local_date(paid_at), coop), {"units_coded": 0})
+        row["units_coded"] += min(int(coded), quantity)
+    return found
+
+
+def _batch_counts(
+    session: Session, span: periods.DateRange, cooperative_id: int | None
+) -> dict[tuple[date, int], dict]:
+    """Batches recorded in the span, and how many have an inspection record."""
+    from traceability.models import Batch, Inspection
+
+    inspected = (
+        select(Inspection.id).where(Inspection.batch_id == Batch.id).exists().correlate(Batch)
+    )
+    query = select(Batch.created_at, Batch.cooperative_id, inspected).where(
+        Batch.created_at >= span.start_at,
+        Batch.created_at < span.end_at,
+        Batch.cooperative_id == cooperative_id if cooperative_id else true(),
+    )
+    found: dict[tuple[date, int], dict] = {}
+    for created_at, coop, has_inspection in session.execute(query):
+        row = found.setdefault(
+            (periods.local_date(created_at), coop), {"batches": 0, "batches_inspected": 0}
+        )
+        row["batches"] += 1
+        row["batches_inspected"] += 1 if has_inspection else 0
+    return found
+
+
+def _shipment_counts(
+    session: Session, span: periods.DateRange, cooperative_id: int | None
+) -> dict[tuple[date, int], dict]:
+    """Shipments sent in the span, and how many of them an RFID reader saw: a tag read
+    (not quarantined) of one of its parcels' SSCC or of a unit code packed in them."""
+    from logistics.epc import canonical_epc
+    from logistics.models import Parcel, ParcelItem, ReadStatus, Shipment, TagRead
+    from traceability.models import TraceCode
+
+    shipments = session.execute(
+        select(Shipment.id, Shipment.cooperative_id, Shipment.shipped_at).where(
+            Shipment.shipped_at >= span.start_at,
+            Shipment.shipped_at < span.end_at,
+            Shipment.cooperative_id == cooperative_id if cooperative_id else true(),
+        )
+    ).all()
+    if not shipments:
+        return {}
+    ids = [row.id for row in shipments]
+    epcs: dict[str, set[int]] = defaultdict(set)
+    for chunk in _chunks(ids):
+        for shipment_id, sscc_uri in session.execute(
+            select(Parcel.shipment_id, Parcel.sscc_uri).where(Parcel.shipment_id.in_(chunk))
+        ):
+            epcs[sscc_uri].add(shipment_id)
+        for shipment_id, epc_hex in session.execute(
+            select(Parcel.shipment_id, TraceCode.epc_hex)
+            .join(ParcelItem, ParcelItem.parcel_id == Parcel.id)
+            .join(TraceCode, TraceCode.id == ParcelItem.code_id)
+            .where(Parcel.shipment_id.in_(chunk), TraceCode.epc_hex.is_not(None))
+        ):
+            epcs[canonical_epc(epc_hex)].add(shipment_id)
+    seen: set[int] = set()
+    for chunk in _chunks(list(epcs)):
+        for (epc,) in session.execute(
+            select(TagRead.epc)
+            .where(TagRead.epc.in_(chunk), TagRead.status != ReadStatus.QUARANTINED)
+            .distinct()
+        ):
+            seen |= epcs[epc]
+    found: dict[tuple[date, int], dict] = {}
+    for shipment_id, coop, shipped_at in shipments:
+        row = found.setdefault(
+            (periods.local_date(shipped_at), coop), {"shipments": 0, "shipments_rfid": 0}
+        )
+        row["shipments"] += 1
+        row["shipments_rfid"] += 1 if shipment_id in seen else 0
+    return found
+
+
+def _first_shipment_at(session: Session) -> datetime | None:
+    from logistics.models import Shipment
+
+    return session.scalar(select(func.min(Shipment.shipped_at)))
+
+
+def _chunks(items: Sequence, size: int = 500) -> Iterable[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# --- everything ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RebuildStats:
+    orders: int
+    daily_sales_rows: int
+    daily_order_rows: int
+    buyer_rows: int
+    months: int
+
+
+def _month_bounds(session: Session) -> tuple[date, date] | None:
+    from market.orders.models import Order
+
+    first, last = session.execute(
+        select(func.min(Order.paid_at), func.max(Order.paid_at)).where(Order.paid_at.is_not(None))
+    ).one()
+    if first is None:
+        return None
+    return periods.local_date(first).replace(day=1), periods.local_date(last).replace(day=1)
+
+
+def rebuild(session: Session) -> RebuildStats:
+    """Recompute every summary from the raw rows (the nightly task; demo load)."""
+    from market.cooperatives.models import Cooperative
+    from market.orders.models import Order
+
+    lock(session, rebuilt=True)
+    for table in (
+        DailySales,
+        MonthlySales,
+        DailyOrders,
+        MonthlyOrders,
+        DailyBuyers,
+        PeriodBuyers,
+        DailyInformatization,
+        MonthlyInformatization,
+    ):
+        session.execute(delete(table))
+    divisions = dict(session.execute(select(Cooperative.id, Cooperative.division_code)).all())
+    counts = {"orders": 0, "sales": 0, "orders_rows": 0, "buyers": 0, "months": 0}
+    bounds = _month_bounds(session)
+    if bounds is not None:
+        month = periods.Period("month", bounds[0])
+        while month.start <= bounds[1]:
+            tally = Tally()
+            for order in load_orders(
+                session, Order.paid_at >= month.start_at, Order.paid_at < month.end_at
+            ):
+                tally.add(order, divisions.get(order.cooperative_id, ""))
+                counts["orders"] += 1
+            _insert(session, tally)
+            counts["sales"] += len(tally.sales)
+            counts["orders_rows"] += len(tally.orders)
+            counts["buyers"] += len(tally.buyers)
+            counts["months"] += 1
+            _refresh_monthly(session, month, tables=[DailySales, DailyOrders])
+            month = periods.Period("month", month.end)
+        _rebuild_period_buyers(session)
+    _rebuild_informatization(session)
+    return RebuildStats(
+        orders=counts["orders"],
+        daily_sales_rows=counts["sales"],
+        daily_order_rows=counts["orders_rows"],
+        buyer_rows=counts["buyers"],
+        months=counts["months"],
+    )
+
+
+def _rebuild_informatization(session: Session) -> None:
+    """Informatization rows for every day from the first sale, batch or shipment."""
+    from traceability.models import Batch
+
+    starts = []
+    if (bounds := _month_bounds(session)) is not None:
+        starts.append(bounds[0])
+    if (first_batch := session.scalar(select(func.min(Batch.created_at)))) is not None:
+        starts.append(periods.local_date(first_batch))
+    if (first_shipment := _first_shipment_at(session)) is not None:
+        starts.append(periods.local_date(first_shipment))
+    if starts:
+        end = max(periods.local_today(), min(starts))
+        refresh_informatization(session, min(starts), end, locked=True)
+
+
+def refresh_recent_informatization(
+    session: Session, days: int = INFORMATIZATION_REFRESH_DAYS
+) -> None:
+    """The last ``days`` days of traceability and RFID counts (the periodic task)."""
+    end = periods.local_today()
+    refresh_informatization(session, end - timedelta(days=days - 1), end)
+
+
+__all__ = [
+    "LEVELS",
+    "RawLine",
+    "RawOrder",
+    "RebuildStats",
+    "Tally",
+    "allocate",
+    "count_buyers",
+    "load_orders",
+    "lock",
+    "nodes_of",
+    "place_of",
+    "province_of_address",
+    "rebuild",
+    "refresh_informatization",
+    "refresh_orders",
+    "refresh_payment",
+    "refresh_recent_informatization",
+    "refresh_slice",
+    "refresh_slices",
+]

@@ -1,0 +1,777 @@
+"""Dashboard figures, read from the summary tables only, for what a user may see.
+
+Every figure is asked for through :func:`resolve_node`, which starts from the user: the
+platform sees the province, 供销社 staff their city or county, a cooperative admin their
+own cooperative. A drill-down (``area`` = a city or county code, ``coop`` = a cooperative
+id) may only narrow that; anything else raises
+:class:`~market.errors.PermissionDeniedError`. Every query then filters the summary rows
+by the node (``WHERE city_code = …``), so a figure can never include another place.
+
+Ranges are local days in Asia/Shanghai (:class:`~market.reports.periods.DateRange`). A
+range is read from the monthly tables for the months it covers whole (a month "to date"
+counts as whole: nothing can have been paid after today), and from the daily tables for
+the days around them; the two are added up. The measures are defined in
+:mod:`market.reports.models`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+from sqlalchemy import and_, func, or_, select, true
+from sqlalchemy.orm import Session
+
+from market import places, policy
+from market.auth.models import Role, User
+from market.cooperatives.models import Cooperative, CooperativeStatus
+from market.errors import NotFoundError, PermissionDeniedError
+from market.reports import periods, targets
+from market.reports.models import (
+    UNKNOWN_PROVINCE,
+    DailyInformatization,
+    DailyOrders,
+    DailySales,
+    MonthlyInformatization,
+    MonthlyOrders,
+    MonthlySales,
+    PeriodBuyers,
+    ReportState,
+)
+from market.reports.periods import DateRange, Kind, Period
+from market.reports.rollups import PROVINCE, count_buyers, place_of
+
+#: Days a cooperative's last paid order may be ago for it to count as active online.
+ACTIVE_DAYS = 30
+TOP_PRODUCTS = 10
+
+ORDER_MEASURES = ("gmv_fen", "refunds_fen", "orders", "units", "paid_orders")
+SALES_MEASURES = ("gmv_fen", "refunds_fen", "orders", "units")
+INFO_MEASURES = (
+    "units_sold",
+    "units_coded",
+    "batches",
+    "batches_inspected",
+    "shipments",
+    "shipments_rfid",
+)
+
+
+class UnknownAreaError(NotFoundError):
+    code = "unknown_area"
+
+
+class NoReportScopeError(PermissionDeniedError):
+    code = "no_report_scope"
+
+
+# --- where a user may look -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Node:
+    """A place in the report tree: the province, a city, a county or a cooperative."""
+
+    level: str
+    code: str
+    name: str
+    #: GB/T 2260 code of the place (a cooperative's own division).
+    division_code: str
+    cooperative_id: int | None = None
+
+    @property
+    def child_level(self) -> str | None:
+        return {
+            "province": "city",
+            "city": "county",
+            "county": "cooperative",
+            "cooperative": "product",
+        }[self.level]
+
+    def query_args(self) -> dict[str, str]:
+        """The drill-down arguments of links to this node."""
+        if self.level == "cooperative":
+            return {"coop": str(self.cooperative_id)}
+        if self.level == "province":
+            return {}
+        return {"area": self.code}
+
+
+def _division_node(code: str) -> Node:
+    division = places.get(code)
+    if division is None or not places.is_guangdong(code):
+        raise UnknownAreaError(f"not a Guangdong division: {code!r}", field="area")
+    if division.level == "province":
+        return Node("province", PROVINCE, division.name, PROVINCE)
+    return Node(division.level, code, division.name, code)
+
+
+def _coop_node(coop: Cooperative) -> Node:
+    return Node("cooperative", str(coop.id), coop.name, coop.division_code, coop.id)
+
+
+def root_node(session: Session, user: User | None) -> Node:
+    """The widest node ``user`` may see, or :class:`NoReportScopeError`."""
+    if user is None or not policy.can(user, "reports.access"):
+        raise NoReportScopeError("no dashboards for this user")
+    if user.role is Role.PLATFORM_ADMIN:
+        return _division_node(PROVINCE)
+    if user.role is Role.SUPPLY_STAFF:
+        return _division_node(user.division_code or "")
+    coop = session.get(Cooperative, user.cooperative_id) if user.cooperative_id else None
+    if coop is None:
+        raise NoReportScopeError("no cooperative")
+    return _coop_node(coop)
+
+
+def resolve_node(
+    session: Session, user: User | None, *, area: str | None = None, coop: int | None = None
+) -> Node:
+    """The node a dashboard shows: the user's own, or a drill-down inside it."""
+    root = root_node(session, user)
+    if coop is not None:
+        found = session.get(Cooperative, coop)
+        if found is None:
+            raise NotFoundError("no such cooperative", field="coop")
+        node = _coop_node(found)
+    elif area:
+        node = _division_node(area)
+    else:
+        return root
+    if not policy.can(user, "report.view", node):
+        raise PermissionDeniedError("outside the user's report scope")
+    return node
+
+
+def lineage(node: Node, root: Node) -> list[Node]:
+    """The nodes from ``root`` down to ``node`` (breadcrumbs)."""
+    chain: list[Node] = [node]
+    if node.level == "cooperative":
+        city, county = place_of(node.division_code)
+        chain += [_division_node(c) for c in dict.fromkeys((county, city)) if places.get(c)]
+    elif node.level == "county":
+        city = places.city_of(node.code)
+        if city is not None:
+            chain.append(_division_node(city.code))
+    if node.level != "province":
+        chain.append(_division_node(PROVINCE))
+    chain.reverse()
+    levels = [n.level for n in chain]
+    start = levels.index(root.level) if root.level in levels else 0
+    return chain[start:]
+
+
+def _where(table, node: Node):
+    if node.level == "province":
+        return true()
+    if node.level == "city":
+        return table.city_code == node.code
+    if node.level == "county":
+        return table.county_code == node.code
+    return table.cooperative_id == node.cooperative_id
+
+
+# --- reading ranges from daily and monthly tables ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Spans:
+    """A range as whole months (monthly tables) and runs of days (daily tables)."""
+
+    months: tuple[date, ...]
+    days: tuple[tuple[date, date], ...]
+
+
+def spans(dr: DateRange, today: date, *, months: bool = True) -> Spans:
+    """Split ``dr`` into the months it covers whole (or to date) and the days around them."""
+    whole: list[date] = []
+    runs: list[tuple[date, date]] = []
+    for month in dr.periods("month"):
+        first, last = month.start, month.last_day
+        covered = months and dr.start <= first and dr.end >= min(last, today)
+        if covered:
+            whole.append(first)
+            continue
+        start, end = max(dr.start, first), min(dr.end, last)
+        if runs and runs[-1][1] + timedelta(days=1) == start:
+            runs[-1] = (runs[-1][0], end)
+        else:
+            runs.append((start, end))
+    return Spans(tuple(whole), tuple(runs))
+
+
+@dataclass(frozen=True)
+class _Pair:
+    daily: type
+    monthly: type
+
+
+ORDERS = _Pair(DailyOrders, MonthlyOrders)
+SALES = _Pair(DailySales, MonthlySales)
+INFO = _Pair(DailyInformatization, MonthlyInformatization)
+
+Sums = dict[str, int]
+
+
+def _sum(
+    session: Session,
+    pair: _Pair,
+    node: Node,
+    dr: DateRange,
+    measures: Sequence[str],
+    group: Sequence[str] = (),
+    *,
+    by: Kind | None = None,
+    today: date | None = None,
+) -> dict[tuple, Sums]:
+    """Sum ``measures`` over ``dr`` for ``node``, grouped by ``group`` columns (and by
+    period of kind ``by``, whose start date comes first in each key)."""
+    today = today or periods.local_today()
+    parts = spans(dr, today, months=by in (None, "month"))
+    result: dict[tuple, Sums] = defaultdict(lambda: dict.fromkeys(measures, 0))
+
+    def run(table, period_column, condition) -> None:
+        columns = [getattr(table, g) for g in group]
+        keys = ([period_column] if by else []) + columns
+        query = (
+            select(*keys, *(func.sum(getattr(table, m)) for m in measures))
+            .where(condition, _where(table, node))
+            .group_by(*keys)
+        )
+        for row in session.execute(query):
+            values = row[len(keys) :]
+            key = tuple(row[: len(keys)])
+            if by:
+                key = (periods.period_containing(by, key[0]).start, *key[1:])
+            sums = result[key]
+            for name, value in zip(measures, values, strict=True):
+                sums[name] += int(value or 0)
+
+    if parts.days:
+        daily = pair.daily
+        run(
+            daily,
+            daily.day,
+            or_(*(and_(daily.day >= a, daily.day <= b) for a, b in parts.days)),
+        )
+    if parts.months:
+        monthly = pair.monthly
+        run(
+            monthly,
+            monthly.month,
+            and_(monthly.month >= parts.months[0], monthly.month <= parts.months[-1]),
+        )
+    return dict(result)
+
+
+def _total(rows: dict[tuple, Sums], measures: Sequence[str]) -> Sums:
+    total = dict.fromkeys(measures, 0)
+    for sums in rows.values():
+        for name in measures:
+            total[name] += sums[name]
+    return total
+
+
+# --- figures -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Sales of one range: GMV net of refunds, and the counts behind it."""
+
+    gmv_fen: int = 0
+    refunds_fen: int = 0
+    orders: int = 0
+    paid_orders: int = 0
+    units: int = 0
+
+    @property
+    def net_fen(self) -> int:
+        return self.gmv_fen - self.refunds_fen
+
+    @property
+    def aov_fen(self) -> int | None:
+        """Average order value: net GMV per order that counts (rounded to the fen)."""
+        if not self.orders:
+            return None
+        return int((Decimal(self.net_fen) / self.orders).to_integral_value())
+
+    @classmethod
+    def of(cls, sums: Sums) -> Figures:
+        return cls(**{k: sums.get(k, 0) for k in ORDER_MEASURES if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Growth:
+    """Relative change against the previous range (环比) and the same range a year ago
+    (同比); ``None`` where there is nothing to compare with."""
+
+    mom: float | None
+    yoy: float | None
+
+
+def _growth(current: float | int | None, previous, last_year) -> Growth:
+    return Growth(periods.growth(current, previous), periods.growth(current, last_year))
+
+
+@dataclass(frozen=True)
+class Summary:
+    range: DateRange
+    current: Figures
+    previous: Figures
+    last_year: Figures
+
+    @property
+    def growth(self) -> dict[str, Growth]:
+        c, p, y = self.current, self.previous, self.last_year
+        return {
+            "net_fen": _growth(c.net_fen, p.net_fen, y.net_fen),
+            "orders": _growth(c.orders, p.orders, y.orders),
+            "units": _growth(c.units, p.units, y.units),
+            "aov_fen": _growth(c.aov_fen, p.aov_fen, y.aov_fen),
+        }
+
+
+def previous_range(dr: DateRange, kind: Kind) -> DateRange:
+    """The range a range is compared with month on month (环比).
+
+    Whole weeks or months compare with as many whole periods just before (October with
+    September, not with the 31 days before October); periods to date with the same
+    number of days from the start of the earlier periods (1-20 October with 1-20
+    September); any other range with as many days just before it.
+    """
+    first = periods.period_containing(kind, dr.start)
+    if kind == "day" or first.start != dr.start:
+        return dr.previous()
+    wanted = dr.periods(kind)
+    start = first
+    for _ in wanted:
+        start = periods.previous_period(start)
+    whole_end = periods.previous_period(first).last_day
+    if dr.end >= wanted[-1].last_day:
+        return DateRange(start.start, whole_end)
+    return DateRange(start.start, min(whole_end, start.start + (dr.end - dr.start)))
+
+
+def last_year_range(dr: DateRange, kind: Kind) -> DateRange:
+    """The same range a year earlier (同比): the same months, or the same ISO weeks."""
+    first = periods.period_containing(kind, dr.start)
+    if kind == "week" and first.start == dr.start:
+        last = periods.period_containing(kind, dr.end)
+        start = periods.same_period_last_year(first).start
+        end = periods.same_period_last_year(last).last_day
+        return DateRange(start, max(start, end))
+    return dr.last_year()
+
+
+def summary(session: Session, node: Node, dr: DateRange, kind: Kind = "day") -> Summary:
+    """GMV, orders, units and average order value, with 环比 and 同比."""
+
+    def figures(r: DateRange) -> Figures:
+        return Figures.of(_total(_sum(session, ORDERS, node, r, ORDER_MEASURES), ORDER_MEASURES))
+
+    return Summary(
+        range=dr,
+        current=figures(dr),
+        previous=figures(previous_range(dr, kind)),
+        last_year=figures(last_year_range(dr, kind)),
+    )
+
+
+@dataclass(frozen=True)
+class Buyers:
+    buyers: int
+    repeat_buyers: int
+
+    @property
+    def repeat_rate(self) -> float | None:
+        return self.repeat_buyers / self.buyers if self.buyers else None
+
+
+def _exact_period(dr: DateRange, today: date) -> Period | None:
+    """The one day, ISO week or month ``dr`` is (or is to date), if it is one."""
+    for kind in ("month", "week", "day"):
+        period = periods.period_containing(kind, dr.start)
+        if period.start == dr.start and min(period.last_day, today) <= dr.end <= period.last_day:
+            return period
+    return None
+
+
+def buyers(session: Session, node: Node, dr: DateRange) -> Buyers:
+    """Distinct buyers of the range, and how many bought twice or more."""
+    period = _exact_period(dr, periods.local_today())
+    if period is not None:
+        found = _period_buyers(session, node, period.kind, [period.start])
+        return found.get(period.start, Buyers(0, 0))
+    count, repeat = count_buyers(
+        session, node.level, node.code, dr.start, dr.end + timedelta(days=1)
+    )
+    return Buyers(count, repeat)
+
+
+def _period_buyers(
+    session: Session, node: Node, kind: str, starts: Iterable[date]
+) -> dict[date, Buyers]:
+    starts = list(starts)
+    if not starts:
+        return {}
+    level, code = node.level, node.code
+    rows = session.execute(
+        select(PeriodBuyers.start, PeriodBuyers.buyers, PeriodBuyers.repeat_buyers).where(
+            PeriodBuyers.kind == kind,
+            PeriodBuyers.level == level,
+            PeriodBuyers.code == code,
+            PeriodBuyers.start >= min(starts),
+            PeriodBuyers.start <= max(starts),
+        )
+    )
+    return {start: Buyers(b, r) for start, b, r in rows}
+
+
+@dataclass(frozen=True)
+class TrendRow:
+    period: Period
+    figures: Figures
+    buyers: Buyers
+    #: Net GMV against the period before, and the same period a year earlier.
+    growth: Growth
+    #: The range ends inside the period: figures are to date.
+    to_date: bool
+
+
+def trend(session: Session, node: Node, dr: DateRange, kind: Kind) -> list[TrendRow]:
+    """One row per day, ISO week or month of ``dr``, with 环比 and 同比 for each."""
+    wanted = dr.periods(kind)
+    today = periods.local_today()
+    first, last = wanted[0], wanted[-1]
+    before = periods.previous_period(first)
+    span = DateRange(before.start, max(before.start, min(last.last_day, dr.end)))
+    year_first = periods.same_period_last_year(first)
+    year_last = periods.same_period_last_year(last)
+    year_span = DateRange(year_first.start, max(year_first.start, year_last.last_day))
+    rows = _sum(session, ORDERS, node, span, ORDER_MEASURES, by=kind, today=today)
+    rows.update(_sum(session, ORDERS, node, year_span, ORDER_MEASURES, by=kind, today=today))
+    counted = _period_buyers(session, node, kind, [p.start for p in wanted])
+
+    def figures(period: Period) -> Figures:
+        return Figures.of(rows.get((period.start,), {}))
+
+    result = []
+    for period in wanted:
+        current = figures(period)
+        previous = figures(periods.previous_period(period))
+        last_year = figures(periods.same_period_last_year(period))
+        result.append(
+            TrendRow(
+                period=period,
+                figures=current,
+                buyers=counted.get(period.start, Buyers(0, 0)),
+                growth=_growth(current.net_fen, previous.net_fen, last_year.net_fen),
+                to_date=dr.end < period.last_day,
+            )
+        )
+    return result
+
+
+@dataclass(frozen=True)
+class Part:
+    """One row of a breakdown: a place, cooperative, product, category or province."""
+
+    key: str
+    name: str
+    figures: Figures
+    #: Drill-down arguments when the row is a node one can open.
+    link: dict[str, str] | None = None
+    share: float | None = None
+
+
+def _with_shares(parts: list[Part]) -> list[Part]:
+    total = sum(p.figures.net_fen for p in parts)
+    return [
+        Part(p.key, p.name, p.figures, p.link, (p.figures.net_fen / total) if total else None)
+        for p in parts
+    ]
+
+
+def children(session: Session, node: Node, dr: DateRange) -> list[Part]:
+    """The node's figures one level down: cities, counties, cooperatives or products.
+
+    Every city of Guangdong is listed for the province (the map needs all 21), and every
+    county of a city; cooperatives and products only when they sold something.
+    """
+    if node.level == "cooperative":
+        return products(session, node, dr, limit=None)
+    column = {"province": "city_code", "city": "county_code", "county": "cooperative_id"}[
+        node.level
+    ]
+    rows = _sum(session, ORDERS, node, dr, ORDER_MEASURES, (column,))
+    parts: list[Part] = []
+    if node.level == "county":
+        names = dict(
+            session.execute(
+                select(Cooperative.id, Cooperative.name).where(
+                    Cooperative.id.in_([key[0] for key in rows] or [0])
+                )
+            ).all()
+        )
+        for (coop_id,), sums in rows.items():
+            parts.append(
+                Part(
+                    str(coop_id),
+                    names.get(coop_id, str(coop_id)),
+                    Figures.of(sums),
+                    {"coop": str(coop_id)},
+                )
+            )
+        parts.sort(key=lambda p: (-p.figures.net_fen, p.name))
+        return _with_shares(parts)
+    listed = places.guangdong_cities() if node.level == "province" else places.children(node.code)
+    seen = set()
+    for division in listed:
+        sums = rows.get((division.code,), {})
+        seen.add(division.code)
+        parts.append(Part(division.code, division.name, Figures.of(sums), {"area": division.code}))
+    for (code,), sums in rows.items():
+        if code not in seen:  # a cooperative registered at city level, or an unknown code
+            parts.append(Part(code, places.name_of(code), Figures.of(sums), None))
+    parts.sort(key=lambda p: (-p.figures.net_fen, -p.figures.orders, p.key))
+    return _with_shares(parts)
+
+
+def products(
+    session: Session, node: Node, dr: DateRange, *, limit: int | None = TOP_PRODUCTS
+) -> list[Part]:
+    """Products by net GMV, best first."""
+    from market.catalog.models import Product
+
+    rows = _sum(session, SALES, node, dr, SALES_MEASURES, ("product_id",))
+    ordered = sorted(
+        rows.items(), key=lambda kv: (-(kv[1]["gmv_fen"] - kv[1]["refunds_fen"]), kv[0])
+    )
+    if limit is not None:
+        ordered = ordered[:limit]
+    ids = [key[0] for key, _sums in ordered]
+    names = dict(
+        session.execute(select(Product.id, Product.title).where(Product.id.in_(ids or [0]))).all()
+    )
+    total = sum(s["gmv_fen"] - s["refunds_fen"] for s in rows.values())
+    return [
+        Part(
+            str(pid),
+            names.get(pid, ""),
+            Figures.of(sums),
+            None,
+            ((sums["gmv_fen"] - sums["refunds_fen"]) / total) if total else None,
+        )
+        for (pid,), sums in ordered
+    ]
+
+
+def categories(session: Session, node: Node, dr: DateRange) -> tuple[list[Part], list[Part]]:
+    """Sales by product category, and 地理标志 (GI) products against the rest.
+
+    A category's ``orders`` are the orders with at least one of its products, so they
+    may add up to more than the node's orders.
+    """
+    rows = _sum(session, SALES, node, dr, SALES_MEASURES, ("category", "is_gi"))
+    by_category: dict[str, Sums] = defaultdict(lambda: dict.fromkeys(SALES_MEASURES, 0))
+    by_gi: dict[bool, Sums] = defaultdict(lambda: dict.fromkeys(SALES_MEASURES, 0))
+    for (category, is_gi), sums in rows.items():
+        for name in SALES_MEASURES:
+            by_category[category][name] += sums[name]
+            by_gi[bool(is_gi)][name] += sums[name]
+    cats = sorted(
+        (Part(key, key, Figures.of(sums)) for key, sums in by_category.items()),
+        key=lambda p: (-p.figures.net_fen, p.key),
+    )
+    gi = [
+        Part(key, key, Figures.of(by_gi.get(flag, {})))
+        for key, flag in (("gi", True), ("other", False))
+    ]
+    return _with_shares(cats), _with_shares(gi)
+
+
+@dataclass(frozen=True)
+class Destinations:
+    """广货网上行: where the node's products were sent, by the buyer's province."""
+
+    provinces: list[Part]
+    inside: Figures
+    outside: Figures
+
+    @property
+    def outside_share(self) -> float | None:
+        total = self.inside.net_fen + self.outside.net_fen
+        return self.outside.net_fen / total if total else None
+
+
+def destinations(session: Session, node: Node, dr: DateRange) -> Destinations:
+    rows = _sum(session, ORDERS, node, dr, ORDER_MEASURES, ("buyer_province",))
+    parts = []
+    inside = dict.fromkeys(ORDER_MEASURES, 0)
+    outside = dict.fromkeys(ORDER_MEASURES, 0)
+    for (code,), sums in rows.items():
+        name = places.name_of(code) if code != UNKNOWN_PROVINCE else ""
+        parts.append(Part(code, name, Figures.of(sums)))
+        into = inside if code == PROVINCE else outside
+        for key in ORDER_MEASURES:
+            into[key] += sums[key]
+    parts.sort(key=lambda p: (-p.figures.net_fen, p.key))
+    return Destinations(_with_shares(parts), Figures.of(inside), Figures.of(outside))
+
+
+# --- informatization against the plan ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """One informatization indicator: a share, and the plan's target where it has one."""
+
+    key: str
+    numerator: int
+    denominator: int
+    target_id: str | None = None
+    year: int | None = None
+
+    @property
+    def share(self) -> float | None:
+        return self.numerator / self.denominator if self.denominator else None
+
+    @property
+    def percent(self) -> Decimal | None:
+        if not self.denominator:
+            return None
+        return (Decimal(self.numerator) * 100 / Decimal(self.denominator)).quantize(Decimal("0.1"))
+
+    @property
+    def target(self) -> targets.Target | None:
+        return targets.target(self.target_id) if self.target_id else None
+
+    @property
+    def progress(self) -> targets.Progress | None:
+        if self.target_id is None or self.year is None or self.percent is None:
+            return None
+        return targets.progress(self.target_id, self.percent, self.year)
+
+    @property
+    def goal(self) -> targets.Milestone | None:
+        if self.target_id is None or self.year is None:
+            return None
+        return targets.milestone_for_year(self.target_id, self.year)
+
+
+def informatization(session: Session, node: Node, dr: DateRange) -> list[Indicator]:
+    """Traceability, inspection and RFID coverage in the range, and cooperatives active
+    online in the 30 days to its end, against the plan's targets for that year."""
+    sums = _total(_sum(session, INFO, node, dr, INFO_MEASURES), INFO_MEASURES)
+    year = dr.end.year
+    active, registered = active_cooperatives(session, node, dr.end)
+    return [
+        Indicator("trace_coverage", sums["units_coded"], sums["units_sold"]),
+        Indicator("inspection_coverage", sums["batches_inspected"], sums["batches"]),
+        Indicator(
+            "rfid_shipments",
+            sums["shipments_rfid"],
+            sums["shipments"],
+            "rfid_logistics_adoption",
+            year,
+        ),
+        Indicator(
+            "active_cooperatives", active, registered, "enterprise_network_application_rate", year
+        ),
+    ]
+
+
+def active_cooperatives(session: Session, node: Node, day: date) -> tuple[int, int]:
+    """(cooperatives with a paid order in the 30 days to ``day``, cooperatives registered
+    by then) in the node: the stand-in for the plan's network application rate."""
+    window = DateRange(day - timedelta(days=ACTIVE_DAYS - 1), day)
+    rows = _sum(session, ORDERS, node, window, ("paid_orders",), ("cooperative_id",))
+    active = {key[0] for key, sums in rows.items() if sums["paid_orders"] > 0}
+    registered_query = select(Cooperative.id).where(
+        Cooperative.status == CooperativeStatus.APPROVED,
+        or_(Cooperative.approved_at.is_(None), Cooperative.approved_at < window.end_at),
+    )
+    if node.level == "cooperative":
+        registered_query = registered_query.where(Cooperative.id == node.cooperative_id)
+    elif node.level == "city":
+        registered_query = registered_query.where(
+            Cooperative.division_code.startswith(node.code[:4])
+        )
+    elif node.level == "county":
+        registered_query = registered_query.where(Cooperative.division_code == node.code)
+    registered = set(session.scalars(registered_query))
+    # A cooperative that sold may since have been suspended: it still counted then.
+    return len(active), len(registered | active)
+
+
+# --- the whole dashboard -----------------------------------------------------------------------
+
+
+@dataclass
+class Dashboard:
+    root: Node
+    node: Node
+    crumbs: list[Node]
+    range: DateRange
+    kind: Kind
+    summary: Summary
+    buyers: Buyers
+    trend: list[TrendRow]
+    children: list[Part]
+    categories: list[Part]
+    gi: list[Part]
+    products: list[Part]
+    destinations: Destinations
+    indicators: list[Indicator]
+    state: ReportState | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def snap_range(dr: DateRange, kind: Kind) -> DateRange:
+    """Widen a range to whole periods of ``kind`` (a week from its Monday, a month from
+    the 1st), so every row of a trend is a whole period, or a period to date."""
+    if kind == "day":
+        return dr
+    start = periods.period_containing(kind, dr.start).start
+    end = periods.period_containing(kind, dr.end).last_day
+    today = periods.local_today()
+    if dr.end <= today < end:
+        end = today
+    return DateRange(start, max(start, min(end, periods.MAX_DATE)))
+
+
+def dashboard(
+    session: Session,
+    user: User | None,
+    dr: DateRange,
+    kind: Kind = "day",
+    *,
+    area: str | None = None,
+    coop: int | None = None,
+) -> Dashboard:
+    """Every tile of a dashboard for ``user`` (scoped by :func:`resolve_node`)."""
+    root = root_node(session, user)
+    node = resolve_node(session, user, area=area, coop=coop)
+    dr = snap_range(dr, kind)
+    cats, gi = categories(session, node, dr)
+    return Dashboard(
+        root=root,
+        node=node,
+        crumbs=lineage(node, root),
+        range=dr,
+        kind=kind,
+        summary=summary(session, node, dr, kind),
+        buyers=buyers(session, node, dr),
+        trend=trend(session, node, dr, kind),
+        children=children(session, node, dr),
+        categories=cats,
+        gi=gi,
+        products=products(session, node, dr),
+        destinations=destinations(session, node, dr),
+        indicators=informatization(session, node, dr),
+        state=session.get(ReportState, 1),
+    )
