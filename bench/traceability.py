@@ -174,6 +174,64 @@ def _labels(app, prepared: dict, quick: bool) -> dict:
 
 
 # --------------------------------------------------------------------------------------
+# Scan page: CPU per request inside the app (no server), to show where the time goes
+# --------------------------------------------------------------------------------------
+
+
+def _wsgi_cpu(app, paths: list[str], repeat: int) -> float:
+    """CPU milliseconds per request through the whole Flask app, best of ``repeat``."""
+    from werkzeug.test import EnvironBuilder
+
+    environs = []
+    for path in paths:
+        raw_path, _sep, query = path.partition("?")
+        environ = EnvironBuilder(path=raw_path, query_string=query).get_environ()
+        environ.update(RAW_URI=path, REMOTE_ADDR="127.0.0.1")
+        environs.append(environ)
+
+    def start_response(*_args: object) -> None:
+        return None
+
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.process_time()
+        for environ in environs:
+            body = app.wsgi_app(dict(environ), start_response)
+            for _chunk in body:
+                pass
+            body.close()
+        best = min(best, (time.process_time() - start) / len(environs) * 1000)
+    return best
+
+
+def _in_process(database_url: str, tmp: Path, prepared: dict, quick: bool) -> dict:
+    from market.app import create_app
+
+    app = create_app(
+        {
+            "SECRET_KEY": SECRET,
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "PUBLIC_BASE_URL": BASE_URL,
+            "BENCH": True,
+            "PUBLIC_RATE_LIMIT": "10000000 per minute",
+            "TRACE_SCAN_WRITE_BEHIND": 1.0,
+        }
+    )
+    paths = [(lambda u: u.path + "?" + u.query)(urlsplit(url)) for url in prepared["urls"]]
+    count = 300 if quick else 1500
+    _wsgi_cpu(app, ["/bench/hello"] * 100 + paths[:100], 1)
+    hello = _wsgi_cpu(app, ["/bench/hello"] * count, 3)
+    scan = _wsgi_cpu(app, paths[:count], 3)
+    log = app.extensions.get("trace_scanlog")
+    if log is not None:
+        log.stop()
+    return {
+        "hello_cpu_ms_in_app": round(hello, 3),
+        "scan_cpu_ms_in_app": round(scan, 3),
+    }
+
+
+# --------------------------------------------------------------------------------------
 # Scan page under gunicorn + wrk
 # --------------------------------------------------------------------------------------
 
@@ -286,6 +344,8 @@ def _scan(database_url: str, prepared: dict, quick: bool, tmp: Path) -> dict:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=20)
     return {
+        # Other processes on the machine skew server figures; this says how busy it was.
+        "load_average_1min": round(os.getloadavg()[0], 2),
         "hello_rps": round(hello["rps"], 1),
         "hello_p99_ms": round(hello["p99_ms"], 2),
         "scan_rps": round(scan["rps"], 1),
@@ -301,7 +361,11 @@ def run(quick: bool = False) -> dict:
         database_url = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{tmp / 'bench.sqlite3'}"
         app = _app(database_url, tmp)
         prepared = _prepare(app, 600 if quick else 3000)
-        figures = {**_labels(app, prepared, quick), **_scan(database_url, prepared, quick, tmp)}
+        figures = {
+            **_labels(app, prepared, quick),
+            **_in_process(database_url, tmp, prepared, quick),
+            **_scan(database_url, prepared, quick, tmp),
+        }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("traceability:")

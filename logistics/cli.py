@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 import sys
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from logistics import sandbox, services, tasks
+from logistics import config, sandbox, services, tasks
 from logistics.models import (
     Parcel,
     ParcelItem,
@@ -41,7 +43,7 @@ DEMO_GATES = (
 STRAY_EPC = "E2801160600002054E3D1A2B"
 
 
-def _shipment(shipment_id: int | None) -> Shipment:
+def _shipment(shipment_id: int | None, *, create: bool = False) -> Shipment:
     if shipment_id is not None:
         found = db.session.get(Shipment, shipment_id)
         if found is None:
@@ -52,12 +54,117 @@ def _shipment(shipment_id: int | None) -> Shipment:
         .where(Shipment.status.not_in([ShipmentStatus.DELIVERED, ShipmentStatus.RETURNED]))
         .order_by(Shipment.shipped_at.desc())
     ).first()
+    if found is None and create:
+        found = _demo_shipment()
     if found is None:
         raise click.UsageError(
             "No shipment on its way. Pack and ship an order first (Logistics -> To pack), "
             "or name one with --shipment."
         )
     return found
+
+
+def _demo_shipment() -> Shipment | None:
+    """A demo order of a unit-coded product (chilled goods first), paid in the payment
+    sandbox, packed and shipped by SF this morning. None when the demo data lacks one."""
+    from market.auth.models import Role, User
+    from market.catalog.models import Category, Product, ProductStatus
+    from market.orders import services as orders
+    from market.orders.models import OrderStatus
+    from market.payments import sandbox as pay_sandbox
+    from market.payments import services as payments
+    from market.payments.models import SandboxTrade
+    from traceability.models import Batch, CodeKind, TraceCode
+
+    app = current_app
+    if app.config["PAYMENT_PROVIDER"] != "sandbox":
+        return None
+    packed = select(ParcelItem.code_id).where(ParcelItem.code_id.is_not(None))
+    row = db.session.execute(
+        select(TraceCode, Product)
+        .join(Batch, Batch.id == TraceCode.batch_id)
+        .join(Product, Product.id == Batch.product_id)
+        .where(
+            TraceCode.kind == CodeKind.UNIT,
+            TraceCode.id.not_in(packed),
+            Product.stock >= 1,
+            Product.status == ProductStatus.ON_SALE,
+        )
+        .order_by((Product.category == Category.AQUATIC).desc(), TraceCode.id)
+        .limit(1)
+    ).first()
+    buyer = db.session.scalars(
+        select(User).where(User.role == Role.BUYER, User.active.is_(True)).order_by(User.id)
+    ).first()
+    if row is None or buyer is None:
+        return None
+    code, product = row
+    admin = db.session.scalars(
+        select(User).where(
+            User.cooperative_id == product.cooperative_id, User.role == Role.COOP_ADMIN
+        )
+    ).first()
+    if admin is None:
+        return None
+    address = orders.Address(
+        recipient=buyer.name or "王小明",
+        phone=buyer.phone,
+        province_code="440000",
+        city_code="440100",
+        county_code="440106",
+        address="天河路 100 号 2 栋 301",
+    )
+    [order] = orders.place_orders(
+        db.session, buyer.id, [orders.LineRequest(product.id, 1, product.price_fen)], address
+    )
+    order_id, line_id = order.id, order.lines[0].id
+    db.session.commit()
+    # Paid the way a buyer pays: through the sandbox gateway and its signed notify.
+    intent = orders.prepare_payment(db.session, order_id)
+    base = app.config["PUBLIC_BASE_URL"].rstrip("/")
+    intent = payments.confirm_intent(
+        db.session, intent.id, return_url=f"{base}/orders/{order_id}", device="desktop"
+    )
+    redirect = urlsplit(payments.redirect_url(intent) or "")
+    db.session.commit()
+    with app.test_client() as browser:  # the buyer's browser opens the cashier
+        opened = browser.get(redirect.path + "?" + redirect.query)
+    trade_no = opened.headers.get("Location", "").rstrip("/").rsplit("/", 1)[-1]
+    trade = db.session.scalars(
+        select(SandboxTrade).where(SandboxTrade.trade_no == trade_no)
+    ).first()
+    if trade is None:
+        return None
+    trade.status, trade.paid_at = "TRADE_SUCCESS", utcnow()
+    payments.receive_notify(db.session, pay_sandbox.notify_params(trade))
+    db.session.commit()
+    if orders.get_order(db.session, order_id).status is not OrderStatus.PAID:
+        return None
+    prefix = app.config["GS1_COMPANY_PREFIX"]
+    morning = utcnow() - timedelta(hours=5)
+    services.pack_order(
+        db.session,
+        order_id,
+        admin,
+        [services.LineAssignment(line_id, codes=[code.epc_hex])],
+        company_prefix=prefix,
+        now=morning - timedelta(minutes=30),
+    )
+    waybill = f"SF{secrets.randbelow(10**13):013d}"
+    shipment = services.create_shipment(
+        db.session,
+        order_id,
+        carrier_code="SF",
+        waybill=waybill,
+        actor_id=admin.id,
+        company_prefix=prefix,
+        cold_profile="live" if product.category is Category.AQUATIC else "",
+        profiles=services.cold_profiles(config.thresholds()),
+        now=morning,
+    )
+    db.session.commit()
+    click.echo(f"demo order {order.number}: paid, packed and shipped by SF {waybill}")
+    return shipment
 
 
 def _demo_readers(shipment: Shipment) -> list[tuple[Reader, str]]:
@@ -195,8 +302,11 @@ def simulate_reader(
     shipment_id: int | None, url: str | None, excursion: bool, deliver: bool
 ) -> None:
     """Feed a demo journey: three RFID gates read the shipment's parcel and units (with
-    the repeats real readers send, and one stray tag), and a logger reports temperatures."""
-    shipment = _shipment(shipment_id)
+    the repeats real readers send, and one stray tag), and a logger reports temperatures.
+
+    Without a shipment on its way (after `flask demo load`), a demo order of a unit-coded
+    product is placed, paid in the payment sandbox, packed and shipped first."""
+    shipment = _shipment(shipment_id, create=True)
     shipment_id = shipment.id
     tags = _tags(shipment)
     readers = _demo_readers(shipment)
@@ -218,12 +328,23 @@ def simulate_reader(
     logger_reader, logger_token = readers[0]
     parcel_epc = tags[0] if tags else None
     if parcel_epc:
+        # Readings inside the shipment's limits, but for a while well above them.
+        limits = services.limits_for(db.session, shipment, config.thresholds())
+        low = limits.low_c if limits and limits.low_c is not None else None
+        high = limits.high_c if limits and limits.high_c is not None else None
+        if low is None and high is None:
+            low, high = 2.0, 6.0
+        elif low is None:
+            low = high - 4
+        elif high is None:
+            high = low + 4
+        middle = (low + high) / 2
         readings = []
         points = 12
         for i in range(points):
             at = start + span * (i + 1) / (points + 1)
             warm = excursion and 5 <= i <= 7
-            celsius = 9.5 + i * 0.3 if warm else 3.0 + (i % 3) * 0.4
+            celsius = high + 3 + (i - 5) * 0.4 if warm else middle + ((i % 3) - 1) * 0.4
             readings.append(
                 {"epc": parcel_epc, "time": at.isoformat(), "celsius": round(celsius, 1)}
             )

@@ -36,8 +36,8 @@ DEFAULTS: dict[str, Any] = {
         #: "inprocess" (through the app's own webhook route, no network) or "http" (POST
         #: to PUBLIC_BASE_URL, as the real service would).
         "deliver": "inprocess",
-        #: Schedule the pushes with Celery countdowns. None: only with a real broker
-        #: (in eager mode `flask logistics sandbox-push` or a test drives them).
+        #: Schedule the pushes with Celery countdowns (only ever with a real broker: in
+        #: eager mode `flask logistics sandbox-push` or a test drives them). False: never.
         "auto": None,
         #: Sandbox journeys run this much faster than real ones (120: a day in 12 minutes).
         "speed": 120,

@@ -90,7 +90,7 @@ def _division_choices(blank: str | None = None) -> list[SelectChoice]:
 
 class ReadPointForm(FlaskForm):
     name = StringField(
-        _l("Name"),
+        _l("Read point name"),
         validators=[DataRequired(), Length(max=60)],
         render_kw={"placeholder": "1号冷库 出库门"},
     )
@@ -117,7 +117,7 @@ class ReadPointForm(FlaskForm):
 
 class ReaderForm(FlaskForm):
     name = StringField(
-        _l("Name"),
+        _l("Reader name"),
         validators=[DataRequired(), Length(max=60)],
         render_kw={"placeholder": "冷库门 R700"},
     )
@@ -143,7 +143,7 @@ class ReaderForm(FlaskForm):
         for number in range(1, ANTENNAS + 1):
             field = self._fields.get(f"antenna_{number}")
             if field is not None:
-                field.choices = [SelectChoice(0, _l("The reader's read point"))] + [
+                field.choices = [SelectChoice(0, _l("Same as the reader"))] + [
                     SelectChoice(p.id, p.name) for p in points
                 ]
                 self.antennas.append(field)

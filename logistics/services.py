@@ -424,9 +424,9 @@ def _insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) ->
         return 0
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     stmt = (
-        dialect.insert(TagRead)
+        dialect.insert(TagRead.__table__)
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(TagRead.id)
+        .returning(TagRead.__table__.c.id)
     )
     return len(session.execute(stmt, rows).all())
 
@@ -563,10 +563,23 @@ def _disposition_for(biz_step: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class _Read:
+    """What the worker needs of a stored read (plain values: no ORM objects per read)."""
+
+    id: int
+    epc: str
+    read_point_id: int | None
+    seen_at: datetime
+
+
+_READ_COLUMNS = (TagRead.id, TagRead.epc, TagRead.read_point_id, TagRead.seen_at)
+
+
 def _quarantine(
     session: Session,
     reader: Reader,
-    read: TagRead,
+    read: _Read,
     reason: QuarantineReason,
 ) -> None:
     scope = _scope_of(reader.cooperative_id)
@@ -602,7 +615,6 @@ def _quarantine(
     # Seen again after it was dismissed: back on the list.
     entry.resolved_at = None
     entry.resolution = ""
-    read.status = ReadStatus.QUARANTINED
 
 
 @dataclass
@@ -617,7 +629,7 @@ class _Recorded:
     """Recorded reads of the batch's tags near its times, to join a straddling burst to
     the event already made for it (one query for the whole batch)."""
 
-    def __init__(self, session: Session, reads: Sequence[TagRead], window: timedelta) -> None:
+    def __init__(self, session: Session, reads: Sequence[_Read], window: timedelta) -> None:
         self.window = window
         self.found: dict[tuple[str, int | None], list[tuple[datetime, int]]] = defaultdict(list)
         if not reads:
@@ -637,17 +649,29 @@ class _Recorded:
             for epc, point_id, seen_at, event_pk in rows:
                 self.found[(epc, point_id)].append((seen_at, event_pk))
 
-    def event_for(self, read: TagRead) -> int | None:
+    def event_for(self, read: _Read) -> int | None:
         for seen_at, event_pk in self.found.get((read.epc, read.read_point_id), ()):
             if abs(seen_at - read.seen_at) <= self.window:
                 return event_pk
         return None
 
 
+def _set_status(
+    session: Session, ids: list[int], status: ReadStatus, event_pk: int | None = None
+) -> None:
+    for start in range(0, len(ids), 500):
+        session.execute(
+            update(TagRead)
+            .where(TagRead.id.in_(ids[start : start + 500]))
+            .values(status=status, event_pk=event_pk),
+            execution_options={"synchronize_session": False},
+        )
+
+
 def record_reads(
     session: Session,
     reader: Reader,
-    reads: Sequence[TagRead],
+    reads: Sequence[_Read],
     *,
     company_prefix: str,
 ) -> ProcessResult:
@@ -666,27 +690,30 @@ def record_reads(
     points = {
         p.id: p
         for p in session.scalars(
-            select(ReadPoint).where(ReadPoint.id.in_({r.read_point_id for r in reads}))
+            select(ReadPoint).where(
+                ReadPoint.id.in_({r.read_point_id for r in reads} | {reader.read_point_id})
+            )
         )
     }
-    groups: dict[tuple[int, int], list[list[TagRead]]] = defaultdict(list)
+    quarantined: list[int] = []
+    merged: dict[int, list[int]] = defaultdict(list)
+    groups: dict[tuple[int, int], list[list[_Read]]] = defaultdict(list)
     for read in sorted(reads, key=lambda r: (r.seen_at, r.id)):
         target = targets.get(read.epc)
         if target is None:
             _quarantine(session, reader, read, QuarantineReason.UNKNOWN)
-            result.quarantined += 1
+            quarantined.append(read.id)
             continue
         if reader.cooperative_id is not None and target.cooperative_id != reader.cooperative_id:
             _quarantine(session, reader, read, QuarantineReason.OTHER_COOPERATIVE)
-            result.quarantined += 1
+            quarantined.append(read.id)
             continue
         if read.read_point_id not in points:
-            read.read_point_id = reader.read_point_id
-            points.setdefault(reader.read_point_id, reader.read_point)
+            # The read point was deleted since: the reader's own stands in.
+            read = replace(read, read_point_id=reader.read_point_id)
         existing = recorded.event_for(read)
         if existing is not None:
-            read.status, read.event_pk = ReadStatus.MERGED, existing
-            result.merged += 1
+            merged[existing].append(read.id)
             continue
         runs = groups[(read.read_point_id, target.cooperative_id)]
         if runs and read.seen_at - runs[-1][0].seen_at <= window:
@@ -721,10 +748,14 @@ def record_reads(
                 source="rfid",
                 token_id=reader.token_id,
             )
-            for read in run:
-                read.status, read.event_pk = ReadStatus.RECORDED, row.id
+            _set_status(session, [r.id for r in run], ReadStatus.RECORDED, row.id)
             result.events += 1
             result.recorded += len(run)
+    for event_pk, ids in merged.items():
+        _set_status(session, ids, ReadStatus.MERGED, event_pk)
+        result.merged += len(ids)
+    _set_status(session, quarantined, ReadStatus.QUARANTINED)
+    result.quarantined = len(quarantined)
     session.flush()
     return result
 
@@ -739,21 +770,21 @@ def process_pending_reads(
     """
     reader = get_reader(session, reader_id)
     query = (
-        select(TagRead)
+        select(*_READ_COLUMNS)
         .where(TagRead.reader_id == reader.id, TagRead.status == ReadStatus.PENDING)
         .order_by(TagRead.seen_at, TagRead.id)
         .limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    reads = list(session.scalars(query))
+    reads = [_Read(*row) for row in session.execute(query)]
     if not reads:
         return ProcessResult()
     if len(reads) == limit:
         # Take the rest of the last burst too, so a chunk boundary does not cut a pallet
         # passing the gate into two events.
         rest = (
-            select(TagRead)
+            select(*_READ_COLUMNS)
             .where(
                 TagRead.reader_id == reader.id,
                 TagRead.status == ReadStatus.PENDING,
@@ -765,7 +796,7 @@ def process_pending_reads(
         )
         if session.get_bind().dialect.name == "postgresql":
             rest = rest.with_for_update(skip_locked=True)
-        reads += list(session.scalars(rest))
+        reads += [_Read(*row) for row in session.execute(rest)]
     return record_reads(session, reader, reads, company_prefix=company_prefix)
 
 
@@ -826,8 +857,8 @@ def retry_quarantined(session: Session, entry_id: int, *, company_prefix: str) -
     ):
         raise LogisticsError("the EPC is still unknown", code="still_unknown")
     reads = list(
-        session.scalars(
-            select(TagRead)
+        session.execute(
+            select(*_READ_COLUMNS, TagRead.reader_id)
             .join(Reader, Reader.id == TagRead.reader_id)
             .where(
                 TagRead.epc == entry.epc,
@@ -840,9 +871,9 @@ def retry_quarantined(session: Session, entry_id: int, *, company_prefix: str) -
         )
     )
     result = ProcessResult()
-    by_reader: dict[int, list[TagRead]] = defaultdict(list)
-    for read in reads:
-        by_reader[read.reader_id].append(read)
+    by_reader: dict[int, list[_Read]] = defaultdict(list)
+    for read_id, epc, point_id, seen_at, reader_id in reads:
+        by_reader[reader_id].append(_Read(read_id, epc, point_id, seen_at))
     for reader_id, items in by_reader.items():
         done = record_reads(
             session, get_reader(session, reader_id), items, company_prefix=company_prefix
@@ -873,9 +904,10 @@ class LineAssignment:
 
 def lines_to_pack(order: Order, actor: User) -> list[OrderLine]:
     """The order's lines not packed yet that ``actor`` packs (the admin: all of them)."""
+    # The same split as the orders service's pack(): the admin packs every line.
     mine = (
         order.lines
-        if actor.role in (Role.COOP_ADMIN, Role.PLATFORM_ADMIN)
+        if actor.role is Role.COOP_ADMIN
         else [line for line in order.lines if line.farmer_id == actor.id]
     )
     return [line for line in mine if line.packed_at is None]

@@ -163,10 +163,11 @@ def notify_checkpoint(checkpoint_id: int) -> int:
 
 
 def _sandbox_auto() -> bool:
-    auto = current_app.config["LOGISTICS_SANDBOX"].get("auto")
-    if auto is None:
-        return not current_app.config["CELERY"].get("task_always_eager", False)
-    return bool(auto)
+    """Whether the sandbox schedules its pushes: only with a real broker (eager mode
+    would run every countdown at once), unless switched off."""
+    if current_app.config["CELERY"].get("task_always_eager", False):
+        return False
+    return current_app.config["LOGISTICS_SANDBOX"].get("auto") is not False
 
 
 @shared_task(acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)

@@ -108,6 +108,7 @@ def _tune_sqlite(engine) -> None:
 
 def import_models() -> None:
     """Import every package's models so the metadata (and migrations) see all tables."""
+    import logistics.models  # noqa: F401
     import market.auth.models
     import market.catalog.models
     import market.cooperatives.models
@@ -116,7 +117,6 @@ def import_models() -> None:
     import market.payments.models
     import market.reports.models
     import market.search.models  # noqa: F401
-    import logistics.models
     import traceability.models  # noqa: F401
 
 

@@ -22,6 +22,9 @@ from market.reports.periods import DateRange, Kind
 _AREA = re.compile(r"[0-9]{6}")
 _MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
 
+#: The longest range per grouping: a year of days, ten years of weeks or months.
+MAX_DAYS = {"day": 366, "week": periods.MAX_RANGE_DAYS, "month": periods.MAX_RANGE_DAYS}
+
 KIND_LABELS = {"day": _l("By day"), "week": _l("By week"), "month": _l("By month")}
 
 
@@ -70,7 +73,7 @@ def parse_query(args: Mapping[str, str], *, today: date | None = None) -> Report
     by day)."""
     area, coop = parse_place(args)
     kind = periods.parse_kind(args.get("by"), default="day")
-    dr = periods.parse_date_range(args, today=today)
+    dr = periods.parse_date_range(args, today=today, max_days=MAX_DAYS[kind])
     return ReportQuery(range=dr, kind=kind, area=area, coop=coop)
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Index, PrimaryKeyConstraint, String
+from sqlalchemy import BigInteger, Index, LargeBinary, PrimaryKeyConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from market.extensions import db
@@ -121,9 +121,54 @@ class MonthlyOrders(_Place, _Money, db.Model):
     __table_args__ = _keys("reports_monthly_orders", "month", "cooperative_id", "buyer_province")
 
 
+class _Totals:
+    """Sums for the province or a city, so a dashboard reads one row per day for a total
+    instead of one per cooperative (a county's few cooperatives are read directly).
+
+    ``dim`` says what ``key`` is: ``all`` (``key`` empty: the place's totals), ``province``
+    (the buyer's province), ``category`` (a product category), ``gi`` (``"1"`` for
+    地理标志 products, ``"0"`` for the rest) and, in the monthly table only, ``product``
+    (a product id). For ``category``, ``gi`` and ``product`` rows ``orders`` counts the
+    orders containing such products and ``paid_orders`` is 0.
+    """
+
+    #: ``province`` or ``city``; ``code`` its GB/T 2260 code, ``parent`` the code of the
+    #: place above it (empty for the province).
+    level: Mapped[str] = mapped_column(String(8))
+    code: Mapped[str] = mapped_column(String(6))
+    parent: Mapped[str] = mapped_column(String(6))
+    dim: Mapped[str] = mapped_column(String(8))
+    key: Mapped[str] = mapped_column(String(16))
+    gmv_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    refunds_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    orders: Mapped[int] = mapped_column(default=0)
+    paid_orders: Mapped[int] = mapped_column(default=0)
+    units: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class DailyTotals(_Totals, db.Model):
+    __tablename__ = "reports_daily_totals"
+    __table_args__ = (
+        PrimaryKeyConstraint("level", "code", "dim", "day", "key"),
+        Index("ix_reports_daily_totals_children", "level", "parent", "dim", "day"),
+    )
+
+    day: Mapped[date]
+
+
+class MonthlyTotals(_Totals, db.Model):
+    __tablename__ = "reports_monthly_totals"
+    __table_args__ = (
+        PrimaryKeyConstraint("level", "code", "dim", "month", "key"),
+        Index("ix_reports_monthly_totals_children", "level", "parent", "dim", "month"),
+    )
+
+    month: Mapped[date]
+
+
 class DailyBuyers(_Place, db.Model):
     """Who bought from whom on a day: distinct and repeat buyers cannot be summed, so
-    they are counted from these rows (and kept per period in PeriodBuyers)."""
+    they are counted from these rows (and kept as sets per period in BuyerSet)."""
 
     __tablename__ = "reports_daily_buyers"
 
@@ -138,24 +183,31 @@ class DailyBuyers(_Place, db.Model):
     __table_args__ = _keys("reports_daily_buyers", "day", "cooperative_id", "buyer_id")
 
 
-class PeriodBuyers(db.Model):
-    """Distinct and repeat buyers of one day, ISO week or month, for one place.
+class BuyerSet(db.Model):
+    """The buyers of one day or month in the province or a city, as compressed bitmaps.
 
-    ``level`` is ``province``, ``city``, ``county`` or ``cooperative``; ``code`` the
-    division code, or the cooperative id as text. A repeat buyer placed two or more
-    orders (that count) in the period.
+    Distinct buyers do not add up over days, and a province has too many of them to
+    count row by row for every range a dashboard asks about. So each day's and month's
+    buyers are kept as a set: bit *n* of ``once`` is set when user *n* placed an order
+    that counts, bit *n* of ``twice`` when they placed two or more (zlib-compressed,
+    little-endian; see ``market.reports.rollups``). The buyers of any range are then the
+    union of a few sets, exactly. ``buyers`` and ``repeat_buyers`` are the sets' sizes.
+    Counties and cooperatives have few buyers and are counted from the daily rows.
     """
 
-    __tablename__ = "reports_period_buyers"
-    __table_args__ = (PrimaryKeyConstraint("kind", "level", "code", "start"),)
+    __tablename__ = "reports_buyer_sets"
+    __table_args__ = (PrimaryKeyConstraint("level", "code", "kind", "start"),)
 
-    #: ``day``, ``week`` or ``month``; ``start`` is the period's first day.
+    #: ``province`` or ``city``; ``code`` its GB/T 2260 code.
+    level: Mapped[str] = mapped_column(String(8))
+    code: Mapped[str] = mapped_column(String(6))
+    #: ``day`` or ``month``; ``start`` is its first day.
     kind: Mapped[str] = mapped_column(String(5))
-    level: Mapped[str] = mapped_column(String(11))
-    code: Mapped[str] = mapped_column(String(12))
     start: Mapped[date]
     buyers: Mapped[int] = mapped_column(default=0)
     repeat_buyers: Mapped[int] = mapped_column(default=0)
+    once: Mapped[bytes] = mapped_column(LargeBinary)
+    twice: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class _Informatization:

@@ -18,6 +18,7 @@ The definitions of the measures are in :mod:`market.reports.models`.
 from __future__ import annotations
 
 import logging
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -26,14 +27,17 @@ from functools import cache
 
 from sqlalchemy import (
     Boolean,
+    Date,
     Integer,
     String,
+    and_,
     case,
     cast,
     delete,
     func,
     insert,
     literal,
+    or_,
     select,
     true,
     type_coerce,
@@ -45,14 +49,16 @@ from market.reports import periods
 from market.reports.models import (
     NO_PRODUCT,
     UNKNOWN_PROVINCE,
+    BuyerSet,
     DailyBuyers,
     DailyInformatization,
     DailyOrders,
     DailySales,
+    DailyTotals,
     MonthlyInformatization,
     MonthlyOrders,
     MonthlySales,
-    PeriodBuyers,
+    MonthlyTotals,
     ReportState,
 )
 from market.types import utcnow
@@ -148,7 +154,15 @@ class RawOrder:
         return self.refunded_fen < self.total_fen
 
 
-def _orders_query(*conditions):
+def local_day(column, dialect: str):
+    """SQL for the Asia/Shanghai calendar day of an aware UTC timestamp column (UTC+8 all
+    year: China has kept no summer time since 1991)."""
+    if dialect == "postgresql":
+        return cast(func.timezone(periods.SHANGHAI.key, column), Date)
+    return func.date(column, "+8 hours", type_=Date)
+
+
+def _orders_query(dialect: str, *conditions):
     from market.catalog.models import Product
     from market.orders.models import Order, OrderLine
 
@@ -157,7 +171,7 @@ def _orders_query(*conditions):
             Order.id,
             Order.cooperative_id,
             Order.buyer_id,
-            Order.paid_at,
+            local_day(Order.paid_at, dialect),
             Order.total_fen,
             Order.refunded_fen,
             Order.division_code,
@@ -179,14 +193,15 @@ def load_orders(session: Session, *conditions) -> list[RawOrder]:
     """Paid orders matching ``conditions`` (on market.orders.models.Order), with lines."""
     found: list[RawOrder] = []
     current: RawOrder | None = None
-    for row in session.execute(_orders_query(*conditions)):
-        (oid, coop, buyer, paid_at, total, refunded, address, pid, qty, price, cat, gi) = row
+    query = _orders_query(session.get_bind().dialect.name, *conditions)
+    for row in session.execute(query):
+        (oid, coop, buyer, day, total, refunded, address, pid, qty, price, cat, gi) = row
         if current is None or current.id != oid:
             current = RawOrder(
                 id=oid,
                 cooperative_id=coop,
                 buyer_id=buyer,
-                day=periods.local_date(paid_at),
+                day=day,
                 province=province_of_address(address),
                 total_fen=total,
                 refunded_fen=refunded or 0,
@@ -392,7 +407,9 @@ def refresh_slice(
     _insert(session, tally)
     month = periods.period_containing("month", day)
     _refresh_monthly(session, month, cooperative_id)
-    _refresh_period_buyers(session, day, cooperative_id, division_code)
+    for level, code in nodes_of(cooperative_id, division_code)[:2]:  # province, city
+        _refresh_totals(session, level, code, day)
+        _refresh_buyer_sets(session, level, code, day)
     refresh_informatization(session, day, day, cooperative_id=cooperative_id, locked=True)
 
 
@@ -402,8 +419,46 @@ def _insert(session: Session, tally: Tally) -> None:
         (DailyOrders, tally.orders),
         (DailyBuyers, tally.buyers),
     ):
-        if rows:
-            session.execute(insert(table), list(rows.values()))
+        # In key order, so the primary key index grows at its end.
+        bulk_insert(session, table, [rows[key] for key in sorted(rows)])
+
+
+def bulk_insert(session: Session, model: type, rows: Sequence[dict]) -> None:
+    """INSERT many rows with the driver's executemany, in the session's transaction.
+
+    A rebuild writes millions of summary rows; SQLAlchemy's per-row parameter handling
+    would cost more than the database does. Values are dates, ints, strings and bools,
+    which both drivers take as they are, except that SQLite stores dates as ISO text
+    and bools as 0 / 1 the way SQLAlchemy does.
+    """
+    if not rows:
+        return
+    table = model.__table__
+    columns = list(rows[0])
+    connection = session.connection()
+    sqlite = connection.dialect.name == "sqlite"
+    marker = "?" if sqlite else "%s"
+    statement = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608 - names from metadata
+        f"VALUES ({', '.join([marker] * len(columns))})"
+    )
+    if sqlite:
+        values = [tuple(_sqlite_value(row[c]) for c in columns) for row in rows]
+    else:
+        values = [tuple(row[c] for c in columns) for row in rows]
+    cursor = connection.connection.cursor()
+    try:
+        cursor.executemany(statement, values)
+    finally:
+        cursor.close()
+
+
+def _sqlite_value(value):
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
 
 
 # --- months --------------------------------------------------------------------------------
@@ -474,6 +529,162 @@ def _refresh_monthly(
         session.execute(insert(monthly).from_select(names, query))
 
 
+# --- totals per place ---------------------------------------------------------------------
+
+#: What a DailyTotals row's ``key`` is, per ``dim``: (source table, key column name).
+_TOTAL_DIMS = (
+    ("all", DailyOrders, None),
+    ("province", DailyOrders, "buyer_province"),
+    ("category", DailySales, "category"),
+    ("gi", DailySales, "is_gi"),
+)
+_TOTAL_COLUMNS = [
+    "day",
+    "level",
+    "code",
+    "parent",
+    "dim",
+    "key",
+    "gmv_fen",
+    "refunds_fen",
+    "orders",
+    "paid_orders",
+    "units",
+]
+
+
+def _totals_selects(level: str, *, code: str | None = None, day: date | None = None):
+    """INSERT-ready SELECTs of the province's or the cities' daily totals, from the
+    cooperatives' rows."""
+    for dim, table, key_name in _TOTAL_DIMS:
+        if level == "province":
+            code_column, parent_column = literal(PROVINCE, type_=String), literal("", String)
+            grouped = [table.day]
+        else:
+            code_column, parent_column = table.city_code, literal(PROVINCE, type_=String)
+            grouped = [table.day, table.city_code]
+        if key_name is None:
+            key = literal("", String)
+        elif key_name == "is_gi":
+            key = case((table.is_gi, "1"), else_="0")
+            grouped.append(table.is_gi)
+        else:
+            key = getattr(table, key_name)
+            grouped.append(key)
+        paid = func.sum(table.paid_orders) if table is DailyOrders else literal(0, Integer)
+        conditions = []
+        if code is not None and level != "province":
+            conditions.append(code_column == code)
+        if day is not None:
+            conditions.append(table.day == day)
+        yield (
+            select(
+                table.day,
+                literal(level, String),
+                code_column,
+                parent_column,
+                literal(dim, String),
+                key,
+                func.sum(table.gmv_fen),
+                func.sum(table.refunds_fen),
+                func.sum(table.orders),
+                paid,
+                func.sum(table.units),
+            )
+            .where(*conditions)
+            .group_by(*grouped)
+        )
+
+
+def _refresh_totals(session: Session, level: str, code: str, day: date) -> None:
+    """Rewrite one place's totals of one day, and of its month, from the cooperatives' rows."""
+    session.execute(
+        delete(DailyTotals).where(
+            DailyTotals.level == level, DailyTotals.code == code, DailyTotals.day == day
+        )
+    )
+    for query in _totals_selects(level, code=code, day=day):
+        session.execute(insert(DailyTotals).from_select(_TOTAL_COLUMNS, query))
+    _refresh_monthly_totals(session, periods.period_containing("month", day), level, code)
+
+
+def _refresh_monthly_totals(
+    session: Session, month: periods.Period, level: str | None = None, code: str | None = None
+) -> None:
+    place = and_(MonthlyTotals.level == level, MonthlyTotals.code == code) if level else true()
+    session.execute(delete(MonthlyTotals).where(MonthlyTotals.month == month.start, place))
+    daily_place = and_(DailyTotals.level == level, DailyTotals.code == code) if level else true()
+    keys = [
+        DailyTotals.level,
+        DailyTotals.code,
+        DailyTotals.parent,
+        DailyTotals.dim,
+        DailyTotals.key,
+    ]
+    query = (
+        select(
+            literal(month.start, type_=MonthlyTotals.__table__.c.month.type),
+            *keys,
+            func.sum(DailyTotals.gmv_fen),
+            func.sum(DailyTotals.refunds_fen),
+            func.sum(DailyTotals.orders),
+            func.sum(DailyTotals.paid_orders),
+            func.sum(DailyTotals.units),
+        )
+        .where(DailyTotals.day >= month.start, DailyTotals.day < month.end, daily_place)
+        .group_by(*keys)
+    )
+    columns = ["month", *_TOTAL_COLUMNS[1:]]
+    session.execute(insert(MonthlyTotals).from_select(columns, query))
+    # Products, by month only: a day's product rows are as many as the cooperatives'.
+    for product_level in (level,) if level else ("province", "city"):
+        session.execute(
+            insert(MonthlyTotals).from_select(
+                columns, _product_totals(product_level, month, code if level else None)
+            )
+        )
+
+
+def _product_totals(level: str, month: periods.Period, code: str | None):
+    sales = DailySales
+    if level == "province":
+        code_column, parent_column = literal(PROVINCE, type_=String), literal("", String)
+        grouped = [sales.product_id]
+    else:
+        code_column, parent_column = sales.city_code, literal(PROVINCE, type_=String)
+        grouped = [sales.city_code, sales.product_id]
+    conditions = [sales.day >= month.start, sales.day < month.end]
+    if code is not None and level != "province":
+        conditions.append(sales.city_code == code)
+    return (
+        select(
+            literal(month.start, type_=MonthlyTotals.__table__.c.month.type),
+            literal(level, String),
+            code_column,
+            parent_column,
+            literal("product", String),
+            cast(sales.product_id, String),
+            func.sum(sales.gmv_fen),
+            func.sum(sales.refunds_fen),
+            func.sum(sales.orders),
+            literal(0, Integer),
+            func.sum(sales.units),
+        )
+        .where(*conditions)
+        .group_by(*grouped)
+    )
+
+
+def _rebuild_totals(session: Session, months: Sequence[periods.Period]) -> None:
+    session.execute(delete(DailyTotals))
+    session.execute(delete(MonthlyTotals))
+    for level in ("province", "city"):
+        for query in _totals_selects(level):
+            session.execute(insert(DailyTotals).from_select(_TOTAL_COLUMNS, query))
+    for month in months:
+        _refresh_monthly_totals(session, month)
+
+
 # --- buyers per period ---------------------------------------------------------------------
 
 
@@ -517,70 +728,137 @@ def count_buyers(
     return int(buyers), int(repeat)
 
 
-def _refresh_period_buyers(
-    session: Session, day: date, cooperative_id: int, division_code: str
-) -> None:
-    for kind in periods.KINDS:
-        period = periods.period_containing(kind, day)
-        for level, code in nodes_of(cooperative_id, division_code):
-            buyers, repeat = count_buyers(session, level, code, period.start, period.end)
-            session.execute(
-                delete(PeriodBuyers).where(
-                    PeriodBuyers.kind == kind,
-                    PeriodBuyers.level == level,
-                    PeriodBuyers.code == code,
-                    PeriodBuyers.start == period.start,
-                )
-            )
-            if buyers:
-                session.add(
-                    PeriodBuyers(
-                        kind=kind,
-                        level=level,
-                        code=code,
-                        start=period.start,
-                        buyers=buyers,
-                        repeat_buyers=repeat,
-                    )
-                )
-    session.flush()
+# --- buyer sets ---------------------------------------------------------------------------
+
+#: Levels that keep buyer sets (counties and cooperatives are counted from the rows).
+SET_LEVELS = ("province", "city")
 
 
-def _rebuild_period_buyers(session: Session) -> None:
-    """Every period's buyer counts for every node, from the daily buyer rows."""
-    session.execute(delete(PeriodBuyers))
-    period_columns = {"day": DailyBuyers.day, "week": DailyBuyers.week, "month": DailyBuyers.month}
-    node_columns = {
-        "province": literal(PROVINCE, type_=String),
-        "city": DailyBuyers.city_code,
-        "county": DailyBuyers.county_code,
-        "cooperative": cast(DailyBuyers.cooperative_id, String),
+def bits_of(buyer_ids: Iterable[int]) -> int:
+    """A bitmap (a Python int) with bit *n* set for each buyer id *n*."""
+    ids = list(buyer_ids)
+    if not ids:
+        return 0
+    buffer = bytearray((max(ids) >> 3) + 1)
+    for buyer_id in ids:
+        buffer[buyer_id >> 3] |= 1 << (buyer_id & 7)
+    return int.from_bytes(buffer, "little")
+
+
+def encode_bits(bits: int) -> bytes:
+    return zlib.compress(bits.to_bytes((bits.bit_length() + 7) // 8, "little"), 6)
+
+
+def decode_bits(blob: bytes | None) -> int:
+    return int.from_bytes(zlib.decompress(blob), "little") if blob else 0
+
+
+def combine_sets(parts: Iterable[tuple[int, int]]) -> tuple[int, int]:
+    """Union of (once, twice) sets of disjoint periods: someone who bought in two of them,
+    or twice in one, bought twice in the whole."""
+    seen = twice = 0
+    for once, two in parts:
+        twice |= (seen & once) | two
+        seen |= once
+    return seen, twice
+
+
+def _set_row(level: str, code: str, kind: str, start: date, once: int, twice: int) -> dict:
+    return {
+        "level": level,
+        "code": code,
+        "kind": kind,
+        "start": start,
+        "buyers": once.bit_count(),
+        "repeat_buyers": twice.bit_count(),
+        "once": encode_bits(once),
+        "twice": encode_bits(twice),
     }
-    for kind, period_column in period_columns.items():
-        for level, node_column in node_columns.items():
-            per_buyer = select(
-                node_column.label("code"),
-                period_column.label("start"),
-                DailyBuyers.buyer_id,
-                func.sum(DailyBuyers.orders).label("n"),
-            ).group_by(node_column, period_column, DailyBuyers.buyer_id)
-            if level == "county":
-                # A cooperative registered at city level has no county node (nodes_of).
-                per_buyer = per_buyer.where(DailyBuyers.county_code != DailyBuyers.city_code)
-            sub = per_buyer.subquery()
-            query = select(
-                literal(kind, type_=String).label("kind"),
-                literal(level, type_=String).label("level"),
-                sub.c.code,
-                sub.c.start,
-                func.count().label("buyers"),
-                func.sum(case((sub.c.n >= 2, 1), else_=0)).label("repeat_buyers"),
-            ).group_by(sub.c.code, sub.c.start)
-            session.execute(
-                insert(PeriodBuyers).from_select(
-                    ["kind", "level", "code", "start", "buyers", "repeat_buyers"], query
-                )
+
+
+def _refresh_buyer_sets(session: Session, level: str, code: str, day: date) -> None:
+    """Rewrite a place's buyer set of one day from the daily rows, and of its month from
+    the month's day sets."""
+    counts = session.execute(
+        select(DailyBuyers.buyer_id, func.sum(DailyBuyers.orders))
+        .where(DailyBuyers.day == day, _node_filter(DailyBuyers, level, code))
+        .group_by(DailyBuyers.buyer_id)
+    ).all()
+    once = bits_of(buyer for buyer, n in counts if n >= 1)
+    twice = bits_of(buyer for buyer, n in counts if n >= 2)
+    month = periods.period_containing("month", day)
+    place = and_(BuyerSet.level == level, BuyerSet.code == code)
+    session.execute(
+        delete(BuyerSet).where(
+            place,
+            or_(
+                and_(BuyerSet.kind == "day", BuyerSet.start == day),
+                and_(BuyerSet.kind == "month", BuyerSet.start == month.start),
+            ),
+        )
+    )
+    rows = []
+    if once:
+        rows.append(_set_row(level, code, "day", day, once, twice))
+    days = {
+        start: (decode_bits(a), decode_bits(b))
+        for start, a, b in session.execute(
+            select(BuyerSet.start, BuyerSet.once, BuyerSet.twice).where(
+                place,
+                BuyerSet.kind == "day",
+                BuyerSet.start >= month.start,
+                BuyerSet.start < month.end,
             )
+        )
+    }
+    days[day] = (once, twice)
+    month_once, month_twice = combine_sets(days.values())
+    if month_once:
+        rows.append(_set_row(level, code, "month", month.start, month_once, month_twice))
+    if rows:
+        session.connection().execute(BuyerSet.__table__.insert(), rows)
+
+
+def _rebuild_buyer_sets(session: Session) -> None:
+    """Every day's and month's buyer sets, from the daily rows in one ordered pass."""
+    session.execute(delete(BuyerSet))
+    rows: list[dict] = []
+    months: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
+    current_month: date | None = None
+
+    def flush_day(day: date, counts: dict[tuple[str, str], dict[int, int]]) -> None:
+        for (level, code), per_buyer in counts.items():
+            once = bits_of(per_buyer)
+            twice = bits_of(b for b, n in per_buyer.items() if n >= 2)
+            rows.append(_set_row(level, code, "day", day, once, twice))
+            months[(level, code)].append((once, twice))
+
+    def flush_month(month: date) -> None:
+        for (level, code), parts in months.items():
+            once, twice = combine_sets(parts)
+            rows.append(_set_row(level, code, "month", month, once, twice))
+        months.clear()
+        bulk_insert(session, BuyerSet, rows)
+        rows.clear()
+
+    query = select(
+        DailyBuyers.day, DailyBuyers.city_code, DailyBuyers.buyer_id, DailyBuyers.orders
+    ).order_by(DailyBuyers.day)
+    day: date | None = None
+    counts: dict[tuple[str, str], dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for row_day, city, buyer, n in session.execute(query.execution_options(yield_per=20000)):
+        if row_day != day:
+            if day is not None:
+                flush_day(day, counts)
+                counts = defaultdict(lambda: defaultdict(int))
+            if current_month is not None and row_day.replace(day=1) != current_month:
+                flush_month(current_month)
+            day, current_month = row_day, row_day.replace(day=1)
+        counts[("province", PROVINCE)][buyer] += n
+        counts[("city", city)][buyer] += n
+    if day is not None:
+        flush_day(day, counts)
+        flush_month(current_month)
 
 
 # --- informatization -----------------------------------------------------------------------
@@ -653,8 +931,7 @@ def refresh_informatization(
                     **values,
                 }
             )
-        if inserts:
-            session.execute(insert(DailyInformatization), inserts)
+        bulk_insert(session, DailyInformatization, inserts)
     for month in span.periods("month"):
         _refresh_monthly(session, month, cooperative_id, tables=[DailyInformatization])
 
@@ -814,17 +1091,21 @@ def rebuild(session: Session) -> RebuildStats:
         DailyOrders,
         MonthlyOrders,
         DailyBuyers,
-        PeriodBuyers,
+        BuyerSet,
         DailyInformatization,
         MonthlyInformatization,
+        DailyTotals,
+        MonthlyTotals,
     ):
         session.execute(delete(table))
     divisions = dict(session.execute(select(Cooperative.id, Cooperative.division_code)).all())
     counts = {"orders": 0, "sales": 0, "orders_rows": 0, "buyers": 0, "months": 0}
     bounds = _month_bounds(session)
+    months: list[periods.Period] = []
     if bounds is not None:
         month = periods.Period("month", bounds[0])
         while month.start <= bounds[1]:
+            months.append(month)
             tally = Tally()
             for order in load_orders(
                 session, Order.paid_at >= month.start_at, Order.paid_at < month.end_at
@@ -838,7 +1119,8 @@ def rebuild(session: Session) -> RebuildStats:
             counts["months"] += 1
             _refresh_monthly(session, month, tables=[DailySales, DailyOrders])
             month = periods.Period("month", month.end)
-        _rebuild_period_buyers(session)
+        _rebuild_totals(session, months)
+        _rebuild_buyer_sets(session)
     _rebuild_informatization(session)
     return RebuildStats(
         orders=counts["orders"],
@@ -880,7 +1162,10 @@ __all__ = [
     "RebuildStats",
     "Tally",
     "allocate",
+    "bits_of",
+    "combine_sets",
     "count_buyers",
+    "decode_bits",
     "load_orders",
     "lock",
     "nodes_of",

@@ -50,8 +50,13 @@ def _travelled(app, world) -> tuple[int, str]:
             now=start - timedelta(minutes=20),
         )
         services.create_shipment(
-            db.session, order_id, carrier_code="JD", waybill="JDVA20481563207",
-            actor_id=world.admin, company_prefix=prefix(app), now=start,
+            db.session,
+            order_id,
+            carrier_code="JD",
+            waybill="JDVA20481563207",
+            actor_id=world.admin,
+            company_prefix=prefix(app),
+            now=start,
         )
         parcel = db.session.scalars(select(Parcel).where(Parcel.order_id == order_id)).one()
         parcel_hex = parcel.epc_hex
@@ -74,8 +79,11 @@ def _travelled(app, world) -> tuple[int, str]:
         if number == 0:
             logger = (reader, token)
     readings = [
-        {"epc": parcel_hex, "time": (start + timedelta(minutes=30 * i + 10)).isoformat(),
-         "celsius": c}
+        {
+            "epc": parcel_hex,
+            "time": (start + timedelta(minutes=30 * i + 10)).isoformat(),
+            "celsius": c,
+        }
         for i, c in enumerate([2.8, 3.1, 3.4, 7.9, 8.6, 3.5, 3.0, 2.9])
     ]
     client.post(
@@ -87,10 +95,9 @@ def _travelled(app, world) -> tuple[int, str]:
         carrier = providers.tracking_provider(app)
         steps = carrier.generate("JD", waybill, start, outcome="delivered")
         # The carrier's own steps, squeezed between the gates into the last hours.
-        span = steps[-1].at - steps[0].at
+        factor = 5.5 * 3600 / (steps[-1].at - steps[0].at).total_seconds()
         squeezed = [
-            replace(u, at=start + timedelta(minutes=15) + (u.at - start) * (5.5 * 3600 / span.total_seconds()))
-            for u in steps
+            replace(u, at=start + timedelta(minutes=15) + (u.at - start) * factor) for u in steps
         ]
         body, headers = carrier.push_request("JD", squeezed)
     assert client.post("/logistics/carriers/JD/push", data=body, headers=headers).status_code == 200
@@ -98,9 +105,7 @@ def _travelled(app, world) -> tuple[int, str]:
     return order_id, parts.path + "?" + parts.query
 
 
-def test_packing_shipping_and_the_journey_at_a_phone_width(
-    page: Page, live_server: str, app, shot
-):
+def test_packing_shipping_and_the_journey_at_a_phone_width(page: Page, live_server: str, app, shot):
     journey.CACHE.clear()
     world = make_world(app, units=4, quantity=2)
 

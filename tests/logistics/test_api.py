@@ -385,3 +385,14 @@ def test_a_read_from_a_clock_running_ahead_is_refused(app, client, shipped):
     response = _post_reads(client, reader, token, body, "application/json")
     assert response.status_code == 400
     assert response.get_json()["error"]["errors"][0]["code"] == "bad_time"
+
+
+def test_a_readers_token_cannot_write_or_read_epcis_documents(app, client, shipped):
+    _p, _reader, token = shipped.gates[0]
+    response = client.post(
+        "/epcis/capture",
+        data=b"{}",
+        headers={**bearer(token), "Content-Type": "application/ld+json"},
+    )
+    assert response.status_code == 403
+    assert client.get("/epcis/events", headers=bearer(token)).status_code == 403

@@ -80,7 +80,8 @@ def test_a_units_journey_has_the_batch_the_parcel_and_its_own_events_in_order(ap
     assert read.place == "合作社冷库 出库门 · 麻章区"
     assert arrived.place == "江门中转场 · 广东省江门市蓬江区"
     assert arrived.note_public is False
-    assert found.parcels and found.parcels[0].startswith("(00) 1 ")
+    assert found.parcels
+    assert found.parcels[0].startswith("(00) 1 ")
 
 
 def test_a_unit_not_in_the_parcel_does_not_get_the_parcels_events(app, world):

@@ -20,8 +20,8 @@ from tests.factories import (
     platform_admin,
     staff,
 )
-from tests.orders.helpers import orders_world
 from tests.logistics.helpers import logistics_world
+from tests.orders.helpers import orders_world
 from tests.traceability.helpers import trace_world
 
 ROLES = (

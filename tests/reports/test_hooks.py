@@ -8,7 +8,7 @@ from sqlalchemy import select
 from market.extensions import db
 from market.orders import services as orders
 from market.payments import services as payments
-from market.reports.models import DailyBuyers, DailyOrders, DailySales, PeriodBuyers
+from market.reports.models import BuyerSet, DailyBuyers, DailyOrders, DailySales
 from tests.orders.helpers import make_shop, place
 from tests.payments.helpers import open_cashier, press
 
@@ -48,8 +48,8 @@ def test_a_payment_puts_its_orders_in_the_summaries(app, client, shop):
     with app.app_context():
         assert (
             db.session.scalar(
-                select(PeriodBuyers.buyers).where(
-                    PeriodBuyers.kind == "month", PeriodBuyers.level == "province"
+                select(BuyerSet.buyers).where(
+                    BuyerSet.kind == "month", BuyerSet.level == "province"
                 )
             )
             == 1

@@ -17,12 +17,14 @@ from market.extensions import db
 from market.orders.models import Order, OrderLine
 from market.reports import rollups
 from market.reports.models import (
+    BuyerSet,
     DailyBuyers,
     DailyOrders,
     DailySales,
+    DailyTotals,
     MonthlyOrders,
     MonthlySales,
-    PeriodBuyers,
+    MonthlyTotals,
 )
 from market.reports.periods import SHANGHAI, period_containing
 from tests.reports.helpers import add_order, make_world
@@ -171,25 +173,92 @@ def assert_summaries_equal_raw(session) -> None:
         for r in session.scalars(select(MonthlySales))
     }
     assert monthly_sales == monthly_from(expected["sales"], with_province=False)
-    assert_period_buyers(session, expected["buyers"])
+    assert_totals(session, expected)
+    assert_buyer_sets(session, expected["buyers"])
 
 
-def assert_period_buyers(session, buyer_rows: dict) -> None:
+MEASURES = ("gmv_fen", "refunds_fen", "orders", "paid_orders", "units")
+
+
+def expected_totals(expected: dict) -> dict:
+    """Every place's totals (province, city, county) from the cooperatives' raw rows."""
+    totals: dict = defaultdict(lambda: dict.fromkeys(MEASURES, 0))
+    parents: dict = {}
+
+    def add(row, day, dim, key):
+        city = row["city_code"]
+        for level, code, parent in (("province", "440000", ""), ("city", city, "440000")):
+            parents[(level, code)] = parent
+            target = totals[(level, code, dim, day, key)]
+            for name in MEASURES:
+                target[name] += row.get(name, 0)
+
+    for (day, _coop, province), row in expected["orders"].items():
+        add(row, day, "all", "")
+        add(row, day, "province", province)
+    for (day, _coop, _product, _province), row in expected["sales"].items():
+        add(row, day, "category", row["category"])
+        add(row, day, "gi", "1" if row["is_gi"] else "0")
+    return {k: (parents[k[:2]], *(v[m] for m in MEASURES)) for k, v in totals.items()}
+
+
+def assert_totals(session, expected: dict) -> None:
+    want = expected_totals(expected)
+    found = {
+        (r.level, r.code, r.dim, r.day, r.key): (r.parent, *(getattr(r, m) for m in MEASURES))
+        for r in session.scalars(select(DailyTotals))
+    }
+    assert found == want
+    months: dict = defaultdict(lambda: [None, 0, 0, 0, 0, 0])
+    for (level, code, dim, day, key), (parent, *values) in want.items():
+        target = months[(level, code, dim, day.replace(day=1), key)]
+        target[0] = parent
+        for i, value in enumerate(values, start=1):
+            target[i] += value
+    found_months = {
+        (r.level, r.code, r.dim, r.month, r.key): [
+            r.parent,
+            *(getattr(r, m) for m in MEASURES),
+        ]
+        for r in session.scalars(select(MonthlyTotals))
+    }
+    products: dict = defaultdict(lambda: [None, 0, 0, 0, 0, 0])
+    for (day, _coop, product, _province), row in expected["sales"].items():
+        city = row["city_code"]
+        for level, code, parent in (("province", "440000", ""), ("city", city, "440000")):
+            target = products[(level, code, "product", day.replace(day=1), str(product))]
+            target[0] = parent
+            for i, name in enumerate(MEASURES, start=1):
+                target[i] += row.get(name, 0)
+    assert found_months == {**dict(months), **dict(products)}
+
+
+def assert_buyer_sets(session, buyer_rows: dict) -> None:
+    """The province's and each city's buyers of every day and month, as sets."""
     divisions = dict(session.execute(select(Cooperative.id, Cooperative.division_code)).all())
     per: dict = defaultdict(lambda: defaultdict(int))
     for (day, coop, buyer_id), count in buyer_rows.items():
-        for kind in ("day", "week", "month"):
+        city, _county = rollups.place_of(divisions[coop])
+        for kind in ("day", "month"):
             start = period_containing(kind, day).start
-            for level, code in rollups.nodes_of(coop, divisions[coop]):
-                per[(kind, level, code, start)][buyer_id] += count
+            for level, code in (("province", "440000"), ("city", city)):
+                per[(level, code, kind, start)][buyer_id] += count
     expected = {
-        key: (len(by_buyer), sum(1 for n in by_buyer.values() if n >= 2))
+        key: (
+            {b for b, n in by_buyer.items() if n >= 1},
+            {b for b, n in by_buyer.items() if n >= 2},
+        )
         for key, by_buyer in per.items()
     }
-    found = {
-        (r.kind, r.level, r.code, r.start): (r.buyers, r.repeat_buyers)
-        for r in session.scalars(select(PeriodBuyers))
-    }
+
+    def members(bits: int) -> set[int]:
+        return {i for i in range(bits.bit_length()) if bits >> i & 1}
+
+    found = {}
+    for r in session.scalars(select(BuyerSet)):
+        once, twice = members(rollups.decode_bits(r.once)), members(rollups.decode_bits(r.twice))
+        assert (r.buyers, r.repeat_buyers) == (len(once), len(twice))
+        found[(r.level, r.code, r.kind, r.start)] = (once, twice)
     assert found == expected
 
 
@@ -199,8 +268,10 @@ def reset_sales(session) -> None:
         MonthlySales,
         DailyOrders,
         MonthlyOrders,
+        DailyTotals,
+        MonthlyTotals,
         DailyBuyers,
-        PeriodBuyers,
+        BuyerSet,
     ):
         session.execute(delete(table))
     session.execute(delete(OrderLine))
@@ -444,3 +515,23 @@ def test_summaries_equal_a_raw_aggregation_whatever_the_events(app, world, specs
         db.session.commit()
         assert summaries(db.session) == incremental
         assert_summaries_equal_raw(db.session)
+
+
+# --- buyer sets ---------------------------------------------------------------------------------
+
+
+def test_a_buyer_set_round_trips_through_its_compressed_bytes():
+    ids = {1, 7, 8, 4095, 200_000}
+    bits = rollups.bits_of(ids)
+    assert {i for i in range(bits.bit_length()) if bits >> i & 1} == ids
+    assert rollups.decode_bits(rollups.encode_bits(bits)) == bits
+    assert rollups.bits_of([]) == 0
+    assert rollups.decode_bits(rollups.encode_bits(0)) == 0
+
+
+def test_someone_who_bought_in_two_periods_bought_twice_in_the_whole():
+    a, b, c = (rollups.bits_of([n]) for n in (1, 2, 3))
+    # Day 1: a once, b twice; day 2: a once, c once.
+    once, twice = rollups.combine_sets([(a | b, b), (a | c, 0)])
+    assert once == a | b | c
+    assert twice == a | b

@@ -300,3 +300,21 @@ def test_active_cooperatives_count_paid_orders_in_the_last_30_days(app, world):
     assert active_indicator.share == 1.0
     assert active_indicator.goal.value == 90  # the 2020 milestone applies in 2026
     assert active_indicator.progress.status == "met"  # 突破 90%: 100 is above it
+
+
+def test_buyers_are_exact_for_cities_counties_and_weeks(app, world):
+    with app.app_context():
+        admin = db.session.get(User, world.users["platform"])
+        jiangmen = services.resolve_node(db.session, admin, area="440700")
+        xinhui = services.resolve_node(db.session, admin, area="440705")
+        # a: 3 May and 20 May (xinhui); b: 4 May (taishan), 21 May refunded in full.
+        assert services.buyers(db.session, jiangmen, MAY) == services.Buyers(2, 1)
+        assert services.buyers(db.session, xinhui, MAY) == services.Buyers(1, 1)
+        early = DateRange(date(2026, 5, 1), date(2026, 5, 10))
+        assert services.buyers(db.session, jiangmen, early) == services.Buyers(2, 0)
+        weeks = services.trend(db.session, jiangmen, services.snap_range(early, "week"), "week")
+        by_week = {row.period.start: row.buyers for row in weeks}
+        assert by_week[date(2026, 4, 27)] == services.Buyers(1, 0)  # a on Sunday 3 May
+        assert by_week[date(2026, 5, 4)] == services.Buyers(1, 0)  # b on Monday 4 May
+        county_days = services.trend(db.session, xinhui, early, "day")
+        assert {r.period.start for r in county_days if r.buyers.buyers} == {date(2026, 5, 3)}

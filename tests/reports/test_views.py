@@ -219,3 +219,11 @@ def test_a_month_range_snaps_to_whole_months(app, world):
     html = client.get("/reports?from=2026-01-15&to=2026-02-10&by=month").get_data(as_text=True)
     assert 'value="2026-01-01"' in html
     assert 'value="2026-02-28"' in html
+
+
+def test_a_range_by_day_is_at_most_a_year(app, world):
+    client = signed_in(app, world, "platform")
+    response = client.get("/reports?from=2024-01-01&to=2026-01-01&by=day")
+    assert response.status_code == 400
+    assert "366" in response.get_data(as_text=True)
+    assert client.get("/reports?from=2024-01-01&to=2026-01-01&by=month").status_code == 200
