@@ -20,7 +20,7 @@ DEFAULTS: dict[str, Any] = {
     "SQLALCHEMY_DATABASE_URI": f"sqlite:///{INSTANCE / 'yuenong.sqlite3'}",
     "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
     "CELERY": {
-        "broker_url": "memory://",
+        "broker_url": "memory://localhost/",  # eager mode never uses it; a host keeps kombu quiet
         "result_backend": None,
         "task_always_eager": True,
         "task_eager_propagates": True,
