@@ -41,6 +41,9 @@ DEMO_GATES = (
 )
 #: A tag nobody on the platform issued (it lands in the quarantine).
 STRAY_EPC = "E2801160600002054E3D1A2B"
+#: Shipments handed over longer ago than this are not fed by default: gates read "now"
+#: would contradict what the carrier reported since (the demo data's older shipments).
+RECENT = timedelta(days=2)
 
 
 def _shipment(shipment_id: int | None, *, create: bool = False) -> Shipment:
@@ -51,15 +54,18 @@ def _shipment(shipment_id: int | None, *, create: bool = False) -> Shipment:
         return found
     found = db.session.scalars(
         select(Shipment)
-        .where(Shipment.status.not_in([ShipmentStatus.DELIVERED, ShipmentStatus.RETURNED]))
+        .where(
+            Shipment.status.not_in([ShipmentStatus.DELIVERED, ShipmentStatus.RETURNED]),
+            Shipment.shipped_at >= utcnow() - RECENT,
+        )
         .order_by(Shipment.shipped_at.desc())
     ).first()
     if found is None and create:
         found = _demo_shipment()
     if found is None:
         raise click.UsageError(
-            "No shipment on its way. Pack and ship an order first (Logistics -> To pack), "
-            "or name one with --shipment."
+            "No shipment on its way since two days ago. Pack and ship an order first "
+            "(Logistics -> To pack), or name one with --shipment."
         )
     return found
 
@@ -281,7 +287,10 @@ def _post(
 
 @logistics_cli.command("simulate-reader")
 @click.option(
-    "--shipment", "shipment_id", type=int, help="Shipment id (default: the newest on its way)."
+    "--shipment",
+    "shipment_id",
+    type=int,
+    help="Shipment id (default: the newest on its way, shipped in the last two days).",
 )
 @click.option(
     "--url", help="Post to a running server (e.g. http://127.0.0.1:5000) instead of in-process."
@@ -304,8 +313,9 @@ def simulate_reader(
     """Feed a demo journey: three RFID gates read the shipment's parcel and units (with
     the repeats real readers send, and one stray tag), and a logger reports temperatures.
 
-    Without a shipment on its way (after `flask demo load`), a demo order of a unit-coded
-    product is placed, paid in the payment sandbox, packed and shipped first."""
+    Without a shipment on its way shipped in the last two days (the demo data's are
+    older), a demo order of a unit-coded product is placed, paid in the payment sandbox,
+    packed and shipped first."""
     shipment = _shipment(shipment_id, create=True)
     shipment_id = shipment.id
     tags = _tags(shipment)

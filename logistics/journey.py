@@ -18,6 +18,8 @@ import json
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -479,14 +481,17 @@ class _Cache:
 CACHE = _Cache()
 
 
-def scan_journey(conn: Connection, target: Any) -> str:
+def scan_journey(
+    conn: Connection, target: Any, rendering: Callable[[], AbstractContextManager] = nullcontext
+) -> str:
     """The journey fragment traceability's scan page shows under its verification box.
 
     ``target`` is traceability's ScanTarget. Only unit codes have a journey; for the
     rest, and for units nothing happened to yet, the answer is "" after one indexed
     look-up on the page's own connection. Rendered journeys are kept a short while per
     process (LOGISTICS_JOURNEY_CACHE_SECONDS): a scan page is opened far more often than
-    a parcel moves.
+    a parcel moves. ``rendering`` is entered around the template (the scan page's fast
+    path answers without a request context and builds one only to render).
     """
     if getattr(getattr(target, "kind", None), "value", None) != "unit" or not target.serial:
         return ""
@@ -499,22 +504,25 @@ def scan_journey(conn: Connection, target: Any) -> str:
             return cached
     html = ""
     prefix = app.config["GS1_COMPANY_PREFIX"]
-    gtin = conn.scalar(select(TraceCode.gtin).where(TraceCode.id == target.code_id))
+    gtin = getattr(target, "gtin", None) or conn.scalar(
+        select(TraceCode.gtin).where(TraceCode.id == target.code_id)
+    )
     uri = _unit_uri(prefix, gtin, target.serial) if gtin else None
     if uri is not None and conn.scalar(select(EventEPC.id).where(EventEPC.epc == uri).limit(1)):
         from market.extensions import db
 
-        journey = unit_journey(
-            db.session,
-            gtin=gtin,
-            serial=target.serial,
-            batch_id=target.batch_id,
-            company_prefix=prefix,
-        )
-        if journey:
-            html = app.jinja_env.get_template("logistics/_journey.html").render(
-                journey=journey, journey_public=True
+        with rendering():
+            journey = unit_journey(
+                db.session,
+                gtin=gtin,
+                serial=target.serial,
+                batch_id=target.batch_id,
+                company_prefix=prefix,
             )
+            if journey:
+                html = app.jinja_env.get_template("logistics/_journey.html").render(
+                    journey=journey, journey_public=True
+                )
     if ttl > 0:
         CACHE.put(key, html)
     return html

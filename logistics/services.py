@@ -952,8 +952,19 @@ def _parcel_sscc(company_prefix: str, parcel_id: int) -> str:
 def _new_parcel(
     session: Session, order: Order, *, company_prefix: str, user_id: int | None, now: datetime
 ) -> Parcel:
+    parcel = unnumbered_parcel(order, user_id=user_id, now=now)
+    session.add(parcel)
+    session.flush()
+    number_parcel(parcel, company_prefix)
+    session.flush()
+    return parcel
+
+
+def unnumbered_parcel(order: Order, *, user_id: int | None, now: datetime) -> Parcel:
+    """A new parcel of the order, with placeholders until its id (its SSCC serial) is
+    known: add it, flush, then :func:`number_parcel`."""
     placeholder = _hash_key("parcel", order.id, now.isoformat(), user_id)
-    parcel = Parcel(
+    return Parcel(
         order_id=order.id,
         cooperative_id=order.cooperative_id,
         sscc=placeholder[:18],
@@ -962,13 +973,14 @@ def _new_parcel(
         packed_by_id=user_id,
         packed_at=now,
     )
-    session.add(parcel)
-    session.flush()
+
+
+def number_parcel(parcel: Parcel, company_prefix: str) -> None:
+    """Give a flushed parcel its SSCC (extension digit 1, serial its id), the SSCC's
+    EPC URI and its SSCC-96 tag."""
     parcel.sscc = _parcel_sscc(company_prefix, parcel.id)
     parcel.sscc_uri = codes.sscc_uri(company_prefix, parcel.sscc)
     parcel.epc_hex = sscc96_hex(parcel.sscc_uri)
-    session.flush()
-    return parcel
 
 
 def order_urn(order: Order) -> str:
@@ -1086,22 +1098,14 @@ def pack_order(
                 quantities[batch.id] = (batch, previous + quantity)
     session.flush()
     batch_ids = sorted({item.batch_id for item in parcel.items})
-    location = trace.cooperative_location(company_prefix, order.cooperative_id)
-    event = epcis.aggregation_event(
-        event_time=now,
-        action="ADD",
-        parent_id=parcel.sscc_uri,
-        child_epcs=children,
-        child_quantities=[
-            trace.lot_quantity(company_prefix, batch, amount)
-            for batch, amount in quantities.values()
-        ],
-        biz_step="packing",
-        disposition="in_progress",
-        read_point=location,
-        biz_location=location,
+    event = packing_event(
+        order,
+        parcel,
+        children=children,
+        quantities=list(quantities.values()),
+        company_prefix=company_prefix,
+        now=now,
     )
-    event["bizTransactionList"] = [{"type": "po", "bizTransaction": order_urn(order)}]
     row = trace.append_event(
         session,
         event,
@@ -1116,6 +1120,37 @@ def pack_order(
     orders.pack(session, order.id, actor)
     session.flush()
     return parcel
+
+
+def packing_event(
+    order: Order,
+    parcel: Parcel,
+    *,
+    children: Sequence[str],
+    quantities: Sequence[tuple[Batch, int]],
+    company_prefix: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """The AggregationEvent (ADD, packing) that puts unit SGTINs ``children`` and
+    (batch, sale units) ``quantities`` under the parcel's SSCC. It goes into the chain
+    of the first batch packed (linked to every one), by the order's cooperative."""
+    location = trace.cooperative_location(company_prefix, order.cooperative_id)
+    event = epcis.aggregation_event(
+        event_time=now,
+        action="ADD",
+        parent_id=parcel.sscc_uri,
+        child_epcs=list(children),
+        child_quantities=[
+            trace.lot_quantity(company_prefix, batch, amount, unit=batch.product.unit)
+            for batch, amount in quantities
+        ],
+        biz_step="packing",
+        disposition="in_progress",
+        read_point=location,
+        biz_location=location,
+    )
+    event["bizTransactionList"] = [{"type": "po", "bizTransaction": order_urn(order)}]
+    return event
 
 
 def parcels_of_order(session: Session, order_id: int) -> list[Parcel]:
@@ -1250,21 +1285,7 @@ def create_shipment(
     for parcel in parcels:
         parcel.shipment_id = shipment.id
         parcel.status = ParcelStatus.SHIPPED
-    location = trace.cooperative_location(company_prefix, order.cooperative_id)
-    event = epcis.object_event(
-        event_time=now,
-        action="OBSERVE",
-        biz_step="shipping",
-        disposition="in_transit",
-        read_point=location,
-        biz_location=location,
-        epcs=[p.sscc_uri for p in parcels],
-        extensions={"carrier": carrier.code, "waybill": number},
-    )
-    event["bizTransactionList"] = [
-        {"type": "bol", "bizTransaction": waybill_urn(shipment)},
-        {"type": "po", "bizTransaction": order_urn(order)},
-    ]
+    event = shipping_event(order, shipment, parcels, company_prefix=company_prefix, now=now)
     row = trace.append_event(
         session,
         event,
@@ -1278,6 +1299,34 @@ def create_shipment(
     orders.ship(session, order.id, actor_id)
     session.flush()
     return shipment
+
+
+def shipping_event(
+    order: Order,
+    shipment: Shipment,
+    parcels: Sequence[Parcel],
+    *,
+    company_prefix: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """The ObjectEvent (shipping) of a shipment's parcels handed to its carrier, at the
+    cooperative's premises; it goes into the cooperative's chain."""
+    location = trace.cooperative_location(company_prefix, order.cooperative_id)
+    event = epcis.object_event(
+        event_time=now,
+        action="OBSERVE",
+        biz_step="shipping",
+        disposition="in_transit",
+        read_point=location,
+        biz_location=location,
+        epcs=[p.sscc_uri for p in parcels],
+        extensions={"carrier": shipment.carrier_code, "waybill": shipment.waybill},
+    )
+    event["bizTransactionList"] = [
+        {"type": "bol", "bizTransaction": waybill_urn(shipment)},
+        {"type": "po", "bizTransaction": order_urn(order)},
+    ]
+    return event
 
 
 def get_shipment(session: Session, shipment_id: int) -> Shipment:
@@ -1363,23 +1412,15 @@ def record_checkpoint(
     ).first()
     if existing is not None:
         return CheckpointOutcome(existing, created=False)
-    biz_step, disposition = CHECKPOINT_EVENTS[kind]
-    event = epcis.object_event(
-        event_time=at,
-        action="OBSERVE",
-        biz_step=biz_step,
-        disposition=disposition,
-        epcs=[p.sscc_uri for p in shipment.parcels],
-        extensions={
-            "checkpoint": kind.value,
-            "placeCode": division_code or "",
-            "location": location,
-            "note": note,
-            "carrier": shipment.carrier_code,
-            "waybill": shipment.waybill,
-        },
+    event = checkpoint_event(
+        shipment,
+        shipment.parcels,
+        kind,
+        at=at,
+        location=location,
+        division_code=division_code,
+        note=note,
     )
-    event["bizTransactionList"] = [{"type": "bol", "bizTransaction": waybill_urn(shipment)}]
     row = trace.append_event(
         session,
         event,
@@ -1422,6 +1463,50 @@ def record_checkpoint(
     return CheckpointOutcome(checkpoint, created=True, delivered_order=delivered)
 
 
+def checkpoint_event(
+    shipment: Shipment,
+    parcels: Sequence[Parcel],
+    kind: CheckpointKind,
+    *,
+    at: datetime,
+    location: str,
+    division_code: str | None,
+    note: str,
+) -> dict[str, Any]:
+    """The ObjectEvent of a checkpoint (``kind``'s bizStep and disposition) naming the
+    shipment's parcels; it goes into the cooperative's chain."""
+    biz_step, disposition = CHECKPOINT_EVENTS[kind]
+    event = epcis.object_event(
+        event_time=at,
+        action="OBSERVE",
+        biz_step=biz_step,
+        disposition=disposition,
+        epcs=[p.sscc_uri for p in parcels],
+        extensions={
+            "checkpoint": kind.value,
+            "placeCode": division_code or "",
+            "location": location,
+            "note": note,
+            "carrier": shipment.carrier_code,
+            "waybill": shipment.waybill,
+        },
+    )
+    event["bizTransactionList"] = [{"type": "bol", "bizTransaction": waybill_urn(shipment)}]
+    return event
+
+
+def tracking_key(update: TrackingUpdate) -> str:
+    """What makes a carrier update the same update when it is pushed again."""
+    return _hash_key(
+        "carrier",
+        update.waybill,
+        update.status.value,
+        update.at.isoformat(),
+        update.location,
+        update.message,
+    )
+
+
 def checkpoint_kind_for(update: TrackingUpdate) -> CheckpointKind:
     """The checkpoint a carrier's tracking update stands for."""
     status = update.status
@@ -1461,14 +1546,7 @@ def apply_tracking_updates(
         raise NotFoundError(f"no shipment with waybill {waybill}")
     outcomes = []
     for item in sorted(updates, key=lambda u: u.at):
-        key = _hash_key(
-            "carrier",
-            item.waybill,
-            item.status.value,
-            item.at.isoformat(),
-            item.location,
-            item.message,
-        )
+        key = tracking_key(item)
         outcomes.append(
             record_checkpoint(
                 session,

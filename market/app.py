@@ -28,7 +28,6 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     config.check(app)
     if not app.testing:
         logging.basicConfig(level=logging.INFO)
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
 
     import_models()
     _init_extensions(app)
@@ -39,6 +38,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     web.init_app(app)
     cli.init_app(app)
     search.init_app(app)
+    # Outermost, so every middleware a package added (traceability's scan fast path)
+    # sees the client's address and scheme as the reverse proxy reported them.
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
     return app
 
 

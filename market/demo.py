@@ -208,6 +208,13 @@ def load(session: Session) -> Summary:
     from market.reports import rollups
 
     summary.created += reports_demo.load(session)
+    # Their parcels, shipments, carrier updates and RFID reads (before the rebuild: the
+    # dashboards count RFID-read shipments).
+    from logistics import demo as logistics_demo
+
+    summary.created += logistics_demo.load(
+        session, company_prefix=_catalog_settings()["company_prefix"]
+    )
     rollups.rebuild(session)
     return summary
 

@@ -50,6 +50,14 @@ API_CODES = {
 }
 
 
+#: Sent with every response (traceability's scan fast path adds them itself).
+SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+    ("X-Frame-Options", "DENY"),
+)
+
+
 def authorize(action: str, target: Any = None) -> None:
     """Abort with 403 (or send visitors to sign in) unless the policy allows it."""
     if policy.can(current_user, action, target):
@@ -118,9 +126,8 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _security_headers(response):
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Frame-Options", "DENY")
+        for name, value in SECURITY_HEADERS:
+            response.headers.setdefault(name, value)
         return response
 
     @app.errorhandler(CSRFError)
@@ -136,11 +143,15 @@ def init_app(app: Flask) -> None:
             return exc.response
         if exc.response is not None and status == 401:
             return exc.response
-        if is_api_request():
-            return api_error(status, API_CODES.get(status, "error"), exc.description or "")
-        if exc.response is not None:
+        if exc.response is not None and not is_api_request():
             return exc.response
-        return _render_error(status)
+        if is_api_request():
+            body, status = api_error(status, API_CODES.get(status, "error"), exc.description or "")
+        else:
+            body, status = _render_error(status)
+        # Keep what the exception says about retrying (429, 503: Retry-After).
+        retry = [(name, value) for name, value in exc.get_headers() if name == "Retry-After"]
+        return body, status, retry
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

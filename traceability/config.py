@@ -43,6 +43,8 @@ DEFAULTS: dict[str, Any] = {
     #: Seconds a rendered scan page body may be served from the per-process cache; any
     #: change to the batch invalidates it at once, this only bounds catalogue edits.
     "TRACE_SCAN_CACHE_SECONDS": 60,
+    #: Anonymous scans are answered by a WSGI fast path in front of Flask (fastscan.py).
+    "TRACE_SCAN_FAST_PATH": True,
     #: CJK font embedded in label PDFs (a TTC: the first face is used).
     "LABEL_FONT_PATH": "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
     #: Where finished label PDFs are kept.
@@ -70,15 +72,19 @@ def init_app(app: Flask) -> None:
         app.config["TRACE_CODE_SECRET"] = env_secret
 
     from market.extensions import csrf
-    from traceability import api, cli, scanlog, views
+    from traceability import api, cli, fastscan, scanlog, views
 
     scanlog.init_app(app)
+    fastscan.install(app)
 
     app.register_blueprint(views.bp)
     # The EPCIS binding authenticates with bearer tokens and never reads cookies.
     csrf.exempt(api.bp)
     app.register_blueprint(api.bp)
     app.cli.add_command(cli.trace_cli)
+    from traceability import stock
+
+    stock.init_app(app)
     if app.config.get("BENCH"):
         views.register_bench_routes(app)
 

@@ -233,8 +233,9 @@ def load(session: Session, *, company_prefix: str, media_dir: Path | None = None
                 **extra,
             )
         if spec.on_sale:
-            # The catalog's demo stock is this batch's stock.
+            # The catalog's demo stock is this batch's stock, all of it still on sale.
             batch.stock_added = product.stock
+            batch.stock_left = product.stock
         session.flush()
         added.append(f"batch {batch.lot_code} {spec.name}")
     return added

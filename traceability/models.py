@@ -89,6 +89,9 @@ class Batch(db.Model):
     __table_args__ = (
         CheckConstraint("quantity > 0", name="quantity_positive"),
         CheckConstraint("stock_added >= 0", name="stock_added_not_negative"),
+        CheckConstraint(
+            "stock_left >= 0 AND stock_left <= stock_added", name="stock_left_in_range"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -130,8 +133,11 @@ class Batch(db.Model):
     #: Subset of CERT_BASES.
     cert_basis: Mapped[list[str]] = mapped_column(JSON, default=list)
 
-    #: Sale units of the product put on sale from this batch (the stock it backs).
+    #: Sale units of the product put on sale from this batch, in all (a running total).
     stock_added: Mapped[int] = mapped_column(default=0)
+    #: Of those, the units still on sale: part of the product's stock, not yet in an order.
+    #: Orders take from the oldest batch first (traceability.stock).
+    stock_left: Mapped[int] = mapped_column(default=0, server_default="0")
     #: Bumped by every change that shows on the scan page (the page cache's key).
     version: Mapped[int] = mapped_column(default=1)
     created_by_id: Mapped[int | None] = mapped_column(
@@ -156,6 +162,29 @@ class Batch(db.Model):
 
     def __repr__(self) -> str:
         return f"<Batch {self.id} {self.lot_code}>"
+
+
+class OrderLineBatch(db.Model):
+    """Units of an order line taken from a batch's stock at checkout (first in, first out).
+
+    A line's units beyond its rows here were not from a recorded batch. The rows stay when
+    the units go back to the batch (unpaid order cancelled, refunded before shipping):
+    ``returned_at`` is set, so the batch counts them as on sale again, not as sold.
+    """
+
+    __tablename__ = "traceability_order_line_batches"
+    __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
+
+    order_line_id: Mapped[int] = mapped_column(
+        ForeignKey("orders_order_lines.id", ondelete="CASCADE"), primary_key=True
+    )
+    batch_id: Mapped[int] = mapped_column(
+        ForeignKey("traceability_batches.id", ondelete="RESTRICT"), primary_key=True, index=True
+    )
+    quantity: Mapped[int]
+    returned_at: Mapped[datetime | None]
+
+    batch: Mapped[Batch] = relationship()
 
 
 class BatchSource(db.Model):

@@ -452,8 +452,10 @@ def add_inspection(
 def put_on_sale(session: Session, batch_id: int, units: int) -> Batch:
     """Add ``units`` of the product's sale unit from this batch to the product's stock.
 
-    The stock is raised with one conditional UPDATE (never read-modify-write), and the
-    batch remembers how much stock it backs, so stock on sale is linked to its batch.
+    The stock is raised with one conditional UPDATE (never read-modify-write), then the
+    batch's ``stock_added`` (all it ever put on sale) and ``stock_left`` (what of it is
+    still on sale) rise by the same units, so stock on sale is linked to its batch and
+    orders take it from there (traceability.stock).
     """
     from market.catalog import services as catalog
 
@@ -469,7 +471,9 @@ def put_on_sale(session: Session, batch_id: int, units: int) -> Batch:
     if result.rowcount == 0:
         raise TraceError("stock would exceed the maximum", field="units", code="range")
     session.execute(
-        update(Batch).where(Batch.id == batch.id).values(stock_added=Batch.stock_added + units),
+        update(Batch)
+        .where(Batch.id == batch.id)
+        .values(stock_added=Batch.stock_added + units, stock_left=Batch.stock_left + units),
         execution_options={"synchronize_session": False},
     )
     catalog.refresh_availability(session, batch.product_id)
@@ -478,20 +482,26 @@ def put_on_sale(session: Session, batch_id: int, units: int) -> Batch:
 
 
 def batches_on_sale(session: Session, product_id: int) -> list[Batch]:
-    """The batches that put stock of this product on sale, newest first."""
+    """The batches with units of this product still on sale, in the order orders take
+    them: oldest harvest first (harvest_date, then id)."""
     return list(
         session.scalars(
             select(Batch)
-            .where(Batch.product_id == product_id, Batch.stock_added > 0)
-            .order_by(Batch.harvest_date.desc(), Batch.id.desc())
+            .where(Batch.product_id == product_id, Batch.stock_left > 0)
+            .order_by(Batch.harvest_date, Batch.id)
         )
     )
 
 
 def current_batch(session: Session, product_id: int) -> Batch | None:
-    """The batch stock is now being sold from (the newest one put on sale)."""
-    found = batches_on_sale(session, product_id)
-    return found[0] if found else None
+    """The batch stock is now being sold from: the next order's units come from it (the
+    oldest harvest with stock left; first in, first out). None if no batch has any left."""
+    return session.scalars(
+        select(Batch)
+        .where(Batch.product_id == product_id, Batch.stock_left > 0)
+        .order_by(Batch.harvest_date, Batch.id)
+        .limit(1)
+    ).first()
 
 
 def source_batches(session: Session, batch_id: int, depth: int = 3) -> list[Batch]:
@@ -669,6 +679,7 @@ class ScanTarget:
     batch_updated_at: datetime
     cooperative_id: int
     product_name: str
+    gtin: str
     #: Whether the visitor asked about has a ScanRecord of this code already.
     seen: bool | None = None
 
@@ -689,6 +700,7 @@ _TARGET_COLUMNS = (
     Batch.updated_at,
     Batch.cooperative_id,
     Batch.cert_product_name,
+    TraceCode.gtin,
     exists(
         select(ScanRecord.id).where(
             ScanRecord.code_id == TraceCode.id, ScanRecord.visitor_key == bindparam("visitor")
@@ -866,14 +878,20 @@ def cooperative_of_location(company_prefix: str, uri: str | None) -> int | None:
 _UOM = {"公斤": ("KGM", 1), "克": ("GRM", 1), "斤": ("KGM", 0.5)}
 
 
-def lot_quantity(company_prefix: str, batch: Batch, quantity: int | None = None) -> dict:
-    """A quantityElement for (part of) a batch: its LGTIN class, amount and unit."""
+def lot_quantity(
+    company_prefix: str, batch: Batch, quantity: int | None = None, unit: str | None = None
+) -> dict:
+    """A quantityElement for (part of) a batch: its LGTIN class, amount and unit.
+
+    ``quantity`` counts in ``unit`` (the batch's own unit unless given: packing counts
+    the product's sale units, e.g. 罐, which carry no UN/CEFACT weight code)."""
     amount = batch.quantity if quantity is None else quantity
+    unit = batch.unit if unit is None else unit
     element: dict[str, Any] = {
         "epcClass": epcis.lgtin_uri(company_prefix, batch.product.gtin, batch.lot_code)
     }
-    if batch.unit in _UOM:
-        uom, factor = _UOM[batch.unit]
+    if unit in _UOM:
+        uom, factor = _UOM[unit]
         value = amount * factor
         element["quantity"] = int(value) if float(value).is_integer() else value
         element["uom"] = uom
@@ -1056,39 +1074,90 @@ def append_event(
     The chain head row is locked (SELECT ... FOR UPDATE on PostgreSQL) so concurrent
     appends to one chain queue up instead of forking it.
     """
-    chain_key = chain_key_for(chain_batch_id, owner_cooperative_id)
-    head = _lock_head(session, chain_key)
-    record_time = _record_time(now or utcnow())
-    text = epcis.canonical_json(event)
-    seq, prev = head.length, head.head_hash
-    digest = epcis.chain_hash(chain_key, seq, prev, epcis.format_time(record_time), text)
-    row = TraceEvent(
-        **epcis.index_fields(event),
-        record_time=record_time,
-        document=text,
-        batch_id=chain_batch_id,
-        owner_cooperative_id=owner_cooperative_id,
-        recorded_by_id=recorded_by_id,
-        token_id=token_id,
-        capture_id=capture_id,
-        source=source,
-        chain_key=chain_key,
-        seq=seq,
-        prev_hash=prev,
-        hash=digest,
+    [row] = append_events(
+        session,
+        [
+            NewEvent(
+                event,
+                chain_batch_id=chain_batch_id,
+                linked_batch_ids=tuple(linked_batch_ids),
+                owner_cooperative_id=owner_cooperative_id,
+                source=source,
+                recorded_by_id=recorded_by_id,
+                token_id=token_id,
+                capture_id=capture_id,
+                now=now,
+            )
+        ],
     )
-    session.add(row)
-    session.flush()
-    session.add_all(EventEPC(event_pk=row.id, field=f, epc=e) for f, e in epcis.identifiers(event))
-    batch_ids = list(
-        dict.fromkeys([*([chain_batch_id] if chain_batch_id else []), *linked_batch_ids])
-    )
-    session.add_all(EventBatch(event_pk=row.id, batch_id=b) for b in batch_ids)
-    head.length = seq + 1
-    head.head_hash = digest
-    session.flush()
-    touch_batches(session, batch_ids)
     return row
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to append with :func:`append_events`: the arguments of append_event."""
+
+    event: dict[str, Any]
+    chain_batch_id: int | None
+    owner_cooperative_id: int | None
+    source: str
+    linked_batch_ids: tuple[int, ...] = ()
+    recorded_by_id: int | None = None
+    token_id: int | None = None
+    capture_id: str | None = None
+    #: The record time (default: now).
+    now: datetime | None = None
+
+
+def append_events(session: Session, items: Sequence[NewEvent]) -> list[TraceEvent]:
+    """Append events in the order given, each to its chain, and index them: what
+    :func:`append_event` does for one, with one flush for all the rows (a loader that
+    writes thousands of events). The chains' head rows are locked in key order."""
+    keys = [chain_key_for(i.chain_batch_id, i.owner_cooperative_id) for i in items]
+    heads = {key: _lock_head(session, key) for key in sorted(set(keys))}
+    rows: list[TraceEvent] = []
+    for item, chain_key in zip(items, keys, strict=True):
+        head = heads[chain_key]
+        record_time = _record_time(item.now or utcnow())
+        text = epcis.canonical_json(item.event)
+        seq, prev = head.length, head.head_hash
+        digest = epcis.chain_hash(chain_key, seq, prev, epcis.format_time(record_time), text)
+        rows.append(
+            TraceEvent(
+                **epcis.index_fields(item.event),
+                record_time=record_time,
+                document=text,
+                batch_id=item.chain_batch_id,
+                owner_cooperative_id=item.owner_cooperative_id,
+                recorded_by_id=item.recorded_by_id,
+                token_id=item.token_id,
+                capture_id=item.capture_id,
+                source=item.source,
+                chain_key=chain_key,
+                seq=seq,
+                prev_hash=prev,
+                hash=digest,
+            )
+        )
+        head.length = seq + 1
+        head.head_hash = digest
+    session.add_all(rows)
+    session.flush()
+    touched: set[int] = set()
+    for item, row in zip(items, rows, strict=True):
+        session.add_all(
+            EventEPC(event_pk=row.id, field=f, epc=e) for f, e in epcis.identifiers(item.event)
+        )
+        batch_ids = list(
+            dict.fromkeys(
+                [*([item.chain_batch_id] if item.chain_batch_id else []), *item.linked_batch_ids]
+            )
+        )
+        session.add_all(EventBatch(event_pk=row.id, batch_id=b) for b in batch_ids)
+        touched.update(batch_ids)
+    session.flush()
+    touch_batches(session, touched)
+    return rows
 
 
 def export_event(row: TraceEvent) -> dict[str, Any]:

@@ -7,11 +7,14 @@ import io
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
 from threading import Lock
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote_plus
 from zoneinfo import ZoneInfo
 
@@ -34,8 +37,9 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from markupsafe import Markup, escape
-from sqlalchemy import select
-from sqlalchemy.engine import Connection
+from sqlalchemy import create_engine, select
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from market import media, places
 from market.auth.models import Role
@@ -43,7 +47,7 @@ from market.catalog.models import Product
 from market.cooperatives.models import Cooperative
 from market.cooperatives.views import photo_error_text
 from market.errors import DomainError
-from market.extensions import db, limiter
+from market.extensions import db, hit_rate_limit, limiter
 from market.policy import in_scope
 from market.web import authorize, field_error, local_time
 from traceability import codes, config, forms, labels, scanlog, services, tasks
@@ -62,10 +66,6 @@ bp = Blueprint("traceability", __name__)
 log = logging.getLogger(__name__)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 MAX_REPORT_BYTES = 10 * 1024 * 1024
-
-
-def _public_limit() -> str:
-    return current_app.config["PUBLIC_RATE_LIMIT"]
 
 
 def _prefix() -> str:
@@ -132,40 +132,105 @@ def not_recognised(reason: str, shown: str = "") -> tuple[str, int]:
     )
 
 
-def _raw_request_target() -> str:
+def raw_target(environ: dict[str, Any]) -> str:
     """The request target as the client sent it (percent-escapes intact), so the strict
     Digital Link parser sees exactly what was printed."""
-    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or ""
-    path = raw.split("?", 1)[0] if raw else request.path
-    query = request.query_string.decode("latin-1")
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or ""
+    if raw:
+        path = raw.split("?", 1)[0]
+    else:
+        path = "/" + environ.get("PATH_INFO", "").encode("latin-1").decode(errors="replace").lstrip(
+            "/"
+        )
+    query = environ.get("QUERY_STRING", "")
     return path + ("?" + query if query else "")
 
 
-def _is_own_scan(cooperative_id: int) -> bool:
-    """Scans by the batch's own cooperative (checking labels) are not counted."""
-    user = current_user._get_current_object()
-    return bool(
-        user.is_authenticated
-        and (user.role is Role.PLATFORM_ADMIN or user.cooperative_id == cooperative_id)
+@dataclass(frozen=True)
+class ScanVisit:
+    """Who is scanning and how their page must look: built from Flask's request by the
+    resolver views, or from the bare WSGI environ by the fast path (fastscan.py)."""
+
+    #: The client's address (after ProxyFix): only ever kept as a keyed daily hash.
+    address: str
+    #: The city the proxy put in TRACE_GEO_HEADER, normalised (or None).
+    city: str | None
+    #: The page's path and query as Flask's ``request.full_path`` has it (language links).
+    full_path: str
+    locale: str
+    #: The signed-in user, or None for visitors.
+    user: Any
+    #: Not signed in and nothing in the session: the page's shell may come from the cache.
+    shell_cacheable: bool
+    #: The fast path's environ: a request context is built from it only to render a miss.
+    environ: dict[str, Any] | None = None
+
+
+def scan_visit(
+    app: Flask,
+    environ: dict[str, Any],
+    locale: str,
+    *,
+    user: Any = None,
+    shell_cacheable: bool = True,
+    fast: bool = False,
+) -> ScanVisit:
+    path = "/" + environ.get("PATH_INFO", "").encode("latin-1").decode(errors="replace").lstrip("/")
+    query = environ.get("QUERY_STRING", "").encode("latin-1").decode(errors="replace")
+    header = app.config.get("TRACE_GEO_HEADER")
+    city = None
+    if header:
+        raw = environ.get("HTTP_" + header.upper().replace("-", "_"))
+        if raw:
+            from urllib.parse import unquote
+
+            city = services.normalize_city(unquote(raw, errors="replace"))
+    return ScanVisit(
+        address=environ.get("REMOTE_ADDR") or "unknown",
+        city=city,
+        full_path=f"{path}?{query}",
+        locale=locale,
+        user=user,
+        shell_cacheable=shell_cacheable,
+        environ=environ if fast else None,
     )
 
 
-def _visitor(now: datetime) -> tuple[str, Any]:
+def _request_visit() -> ScanVisit:
+    from flask import session
+
+    user = current_user._get_current_object()
+    return scan_visit(
+        current_app._get_current_object(),
+        request.environ,
+        _locale(),
+        user=user if user.is_authenticated else None,
+        shell_cacheable=not user.is_authenticated and set(session) <= _NEUTRAL_SESSION_KEYS,
+    )
+
+
+@contextmanager
+def _rendering(visit: ScanVisit) -> Iterator[None]:
+    """Where a template is rendered for a scan: Flask's views already have their request
+    context; the fast path builds one from its environ (only for a cache miss)."""
+    if visit.environ is None:
+        yield
+        return
+    with current_app.request_context(visit.environ):
+        g.locale = visit.locale
+        yield
+
+
+def _is_own_scan(user: Any, cooperative_id: int) -> bool:
+    """Scans by the batch's own cooperative (checking labels) are not counted."""
+    return user is not None and (
+        user.role is Role.PLATFORM_ADMIN or user.cooperative_id == cooperative_id
+    )
+
+
+def _visitor(app: Flask, address: str, now: datetime) -> tuple[str, date]:
     day = now.astimezone(SHANGHAI).date()
-    address = request.remote_addr or "unknown"
-    return services.visitor_key(config.visitor_secret(), address, day), day
-
-
-def _geo_city() -> str | None:
-    header = current_app.config.get("TRACE_GEO_HEADER")
-    if not header:
-        return None
-    raw = request.headers.get(header)
-    if not raw:
-        return None
-    from urllib.parse import unquote
-
-    return services.normalize_city(unquote(raw, errors="replace"))
+    return services.visitor_key(config.visitor_secret(app), address, day), day
 
 
 @dataclass(frozen=True)
@@ -180,11 +245,110 @@ class _BatchKey:
     product_name: str
 
 
+def scan_link(app: Flask, link: codes.DigitalLink, visit: ScanVisit) -> Response | str:
+    """The scan page of a parsed Digital Link, or why the code is not recognised."""
+    if link.cpv is not None or (link.lot is None and link.serial is None):
+        return "no_batch" if link.cpv is None else "not_issued"
+    now = services.utcnow()
+    visitor, day = _visitor(app, visit.address, now)
+
+    def lookup(conn: Connection) -> services.ScanTarget | None:
+        if link.serial is None:
+            return services.batch_scan_target(conn, link.gtin, link.lot, visitor)
+        found = services.unit_scan_target(conn, link.gtin, link.serial, visitor)
+        return None if found is None or link.lot not in (None, found.lot) else found
+
+    conn, code = _first_read(app, lookup)
+    with conn:
+        if code is None:
+            return "not_issued"
+        tag = link.query.get("s")
+        if not tag:
+            tag_status = "missing"
+        else:
+            ok = codes.verify_tag(
+                config.tag_secret(app),
+                link.gtin,
+                link.lot,
+                link.serial,
+                tag,
+                length=app.config["TRACE_CODE_TAG_LENGTH"],
+            )
+            tag_status = "ok" if ok else "wrong"
+        return _show_code(app, conn, code, tag_status, visitor, day, now, visit)
+
+
+def scan_epc(app: Flask, epc: str, visit: ScanVisit) -> Response | str:
+    """The scan page of an RFID tag's EPC, or why it is not recognised."""
+    try:
+        gtin, serial, _prefix_found = codes.decode_sgtin96(epc.strip())
+    except codes.CodeError as exc:
+        return exc.reason
+    now = services.utcnow()
+    visitor, day = _visitor(app, visit.address, now)
+    conn, code = _first_read(
+        app, lambda conn: services.unit_scan_target(conn, gtin, serial, visitor)
+    )
+    with conn:
+        if code is None:
+            return "not_issued"
+        return _show_code(app, conn, code, "rfid", visitor, day, now, visit)
+
+
+def scan_engine(app: Flask) -> Engine:
+    """The engine the resolver reads with: a plain connection, not the ORM session, as
+    this is the busiest page of the site.
+
+    On SQLite that is the app's own engine. On a database server it is a second, small
+    pool of autocommit connections without pre-ping: the page only reads, one statement
+    at a time, so it needs no BEGIN and ROLLBACK, and a ping per checkout would cost a
+    round trip per scan. A connection the server dropped is noticed on the first read
+    instead, and that read is tried once more on a new connection (``_first_read``).
+    """
+    engine = app.extensions.get("trace_scan_engine")
+    if engine is None:
+        engine = db.engine
+        if engine.dialect.name != "sqlite":
+            options = {
+                **app.config["SQLALCHEMY_ENGINE_OPTIONS"],
+                "pool_pre_ping": False,
+                "isolation_level": "AUTOCOMMIT",
+            }
+            engine = create_engine(engine.url, **options)
+        app.extensions["trace_scan_engine"] = engine
+    return engine
+
+
+_T = TypeVar("_T")
+
+
+def _first_read(app: Flask, read: Callable[[Connection], _T]) -> tuple[Connection, _T]:
+    """A connection from ``scan_engine`` and the result of the page's first read on it;
+    the caller closes the connection. A pooled connection the server has dropped is
+    replaced once (SQLAlchemy then recycles the rest of that pool too)."""
+    engine = scan_engine(app)
+    for attempt in (1, 2):
+        conn = engine.connect()
+        try:
+            return conn, read(conn)
+        except DBAPIError as exc:
+            conn.close()
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def _show_code(
-    conn: Connection, target: services.ScanTarget, tag_status: str, visitor: str, day: date
+    app: Flask,
+    conn: Connection,
+    target: services.ScanTarget,
+    tag_status: str,
+    visitor: str,
+    day: date,
+    now: datetime,
+    visit: ScanVisit,
 ) -> Response:
     """Count the scan and render the scan page of a code's batch."""
-    app = current_app._get_current_object()
     cfg = app.config
     key = _BatchKey(
         target.batch_id,
@@ -195,7 +359,7 @@ def _show_code(
         target.product_name,
     )
     kind = target.kind
-    own_scan = _is_own_scan(target.cooperative_id)
+    own_scan = _is_own_scan(visit.user, target.cooperative_id)
     if own_scan:
         stats = services.ScanStats(
             target.scan_count,
@@ -205,12 +369,11 @@ def _show_code(
             target.last_scanned_at,
         )
     else:
-        now = services.utcnow()
         scan_log = scanlog.for_app(app)
         scan = {
             "visitor": visitor,
             "day": day,
-            "city": _geo_city(),
+            "city": visit.city,
             "tag_status": tag_status,
             "now": now,
         }
@@ -226,6 +389,7 @@ def _show_code(
     cities = services.scan_cities(db.session, target.code_id) if suspicious else []
     verify = _verify_html(
         app,
+        visit,
         {
             "kind": kind.value,
             "tag_status": tag_status,
@@ -246,12 +410,12 @@ def _show_code(
     if journey is not None:
         # A unit's logistics journey, rendered per code by whoever registered the hook
         # (logistics does; this package never imports it), shown under the verification.
-        verify += journey(conn, target)
-    response = Response(_scan_page(key, verify))
+        verify += journey(conn, target, partial(_rendering, visit))
     # Counted per request: shared caches must not answer for us.
-    response.headers["Cache-Control"] = "private, no-store"
-    response.headers["X-Robots-Tag"] = "noindex"
-    return response
+    return app.response_class(_scan_page(app, key, verify, visit), headers=_SCAN_HEADERS)
+
+
+_SCAN_HEADERS = (("Cache-Control", "private, no-store"), ("X-Robots-Tag", "noindex"))
 
 
 # The verification box has a handful of shapes (tag status, kind, first scan ...); each
@@ -259,14 +423,18 @@ def _show_code(
 _VERIFY_MARK = "\ue000{}\ue001"
 
 
-def _verify_html(app: Flask, shape: dict[str, Any], values: dict[str, str]) -> str:
-    cache_key = ("verify", id(app), _locale(), tuple(sorted(shape.items())))
+def _verify_html(
+    app: Flask, visit: ScanVisit, shape: dict[str, Any], values: dict[str, str]
+) -> str:
+    cache_key = ("verify", id(app), visit.locale, tuple(sorted(shape.items())))
     skeleton = PAGE_CACHE.get(cache_key, float("inf"))
     if skeleton is None:
         marks = {name: _VERIFY_MARK.format(name) for name in values}
         if not shape["has_cities"]:
             marks["cities"] = ""
-        skeleton = app.jinja_env.get_template("traceability/_verify.html").render(**shape, **marks)
+        with _rendering(visit):
+            template = app.jinja_env.get_template("traceability/_verify.html")
+            skeleton = template.render(**shape, **marks)
         PAGE_CACHE.put(cache_key, skeleton)
     for name, value in values.items():
         skeleton = skeleton.replace(_VERIFY_MARK.format(name), escape(value))
@@ -302,93 +470,79 @@ def _encoded_next(path: str) -> str:
     return quote_plus(path, safe="/:?@!$'()*,;")
 
 
-def _scan_page(key: _BatchKey, verify: str) -> str:
-    from flask import session
+_ENCODED_PATH_HOLE = _encoded_next(_PATH_HOLE)
 
-    cacheable = not current_user.is_authenticated and set(session) <= _NEUTRAL_SESSION_KEYS
-    ttl = current_app.config["TRACE_SCAN_CACHE_SECONDS"]
-    if not cacheable or ttl <= 0:
-        return render_template(
-            "traceability/scan.html",
-            product_name=key.product_name,
-            verify=Markup(verify),  # noqa: S704 - rendered by Jinja with autoescape
-            record=record_html(key),
-        )
-    cache_key = ("shell", id(current_app), key, _locale())
+
+def _scan_page(app: Flask, key: _BatchKey, verify: str, visit: ScanVisit) -> str:
+    ttl = app.config["TRACE_SCAN_CACHE_SECONDS"]
+    if not visit.shell_cacheable or ttl <= 0:
+        with _rendering(visit):
+            return render_template(
+                "traceability/scan.html",
+                product_name=key.product_name,
+                verify=Markup(verify),  # noqa: S704 - rendered by Jinja with autoescape
+                record=record_html(key, visit.locale),
+            )
+    cache_key = ("shell", id(app), key, visit.locale)
     shell = PAGE_CACHE.get(cache_key, ttl)
     if shell is None:
-        shell = render_template(
-            "traceability/scan.html",
-            product_name=key.product_name,
-            verify=Markup(_VERIFY_HOLE),  # noqa: S704 - a constant
-            record=record_html(key),
-            request=_ShellRequest(),
-            csrf_token=lambda: _CSRF_HOLE,
-        )
+        with _rendering(visit):
+            shell = render_template(
+                "traceability/scan.html",
+                product_name=key.product_name,
+                verify=Markup(_VERIFY_HOLE),  # noqa: S704 - a constant
+                record=record_html(key, visit.locale),
+                request=_ShellRequest(),
+                csrf_token=lambda: _CSRF_HOLE,
+            )
         PAGE_CACHE.put(cache_key, shell)
     return (
         shell.replace(_VERIFY_HOLE, verify, 1)
         # Nothing on this page posts a form, so scanners get no session cookie.
         .replace(_CSRF_HOLE, "", 1)
-        .replace(_encoded_next(_PATH_HOLE), _encoded_next(request.full_path))
+        .replace(_ENCODED_PATH_HOLE, _encoded_next(visit.full_path))
     )
 
 
+#: The rate-limit scope the resolvers (views and fast path) count against.
+RESOLVER_LIMIT_SCOPE = "trace_resolver"
+
+
+def public_limit(app: Flask) -> str:
+    return app.config["PUBLIC_RATE_LIMIT"]
+
+
+# The resolvers are exempt from Flask-Limiter's decorator and count with hit_rate_limit
+# (the same storage) instead: the same limit for about a tenth of the cost.
 @bp.get("/01/<gtin>/10/<lot>")
 @bp.get("/01/<gtin>/10/<lot>/21/<serial>")
 @bp.get("/01/<path:rest>")
 @bp.get("/01/")
-@limiter.limit(_public_limit)
+@limiter.exempt
 def resolve(**_parts: str):
-    """GS1 Digital Link resolver: open the scan page of a unit or batch code."""
-    target = _raw_request_target()
+    """GS1 Digital Link resolver: open the scan page of a unit or batch code.
+
+    Visitors without a session are usually answered before this view by the fast path
+    (fastscan.py), which calls the same functions."""
+    app = current_app._get_current_object()
+    hit_rate_limit(public_limit(app), RESOLVER_LIMIT_SCOPE)
+    target = raw_target(request.environ)
     try:
         link = codes.parse_digital_link(target)
     except codes.CodeError as exc:
         return not_recognised(exc.reason, target)
-    if link.cpv is not None or (link.lot is None and link.serial is None):
-        return not_recognised("no_batch" if link.cpv is None else "not_issued", target)
-    visitor, day = _visitor(services.utcnow())
-    # A plain connection, not the ORM session: this is the busiest page of the site.
-    with db.engine.connect() as conn:
-        if link.serial is not None:
-            code = services.unit_scan_target(conn, link.gtin, link.serial, visitor)
-            if code is not None and link.lot is not None and code.lot != link.lot:
-                code = None
-        else:
-            code = services.batch_scan_target(conn, link.gtin, link.lot, visitor)
-        if code is None:
-            return not_recognised("not_issued", target)
-        tag = link.query.get("s")
-        if not tag:
-            tag_status = "missing"
-        else:
-            ok = codes.verify_tag(
-                config.tag_secret(),
-                link.gtin,
-                link.lot,
-                link.serial,
-                tag,
-                length=current_app.config["TRACE_CODE_TAG_LENGTH"],
-            )
-            tag_status = "ok" if ok else "wrong"
-        return _show_code(conn, code, tag_status, visitor, day)
+    answer = scan_link(app, link, _request_visit())
+    return not_recognised(answer, target) if isinstance(answer, str) else answer
 
 
 @bp.get("/epc/<path:epc>")
-@limiter.limit(_public_limit)
+@limiter.exempt
 def resolve_epc(epc: str):
     """An RFID tag's SGTIN-96 (hex, or urn:epc:id:sgtin / urn:epc:tag:sgtin-96 URI)."""
-    try:
-        gtin, serial, _prefix_found = codes.decode_sgtin96(epc.strip())
-    except codes.CodeError as exc:
-        return not_recognised(exc.reason, epc)
-    visitor, day = _visitor(services.utcnow())
-    with db.engine.connect() as conn:
-        code = services.unit_scan_target(conn, gtin, serial, visitor)
-        if code is None:
-            return not_recognised("not_issued", epc)
-        return _show_code(conn, code, "rfid", visitor, day)
+    app = current_app._get_current_object()
+    hit_rate_limit(public_limit(app), RESOLVER_LIMIT_SCOPE)
+    answer = scan_epc(app, epc, _request_visit())
+    return not_recognised(answer, epc) if isinstance(answer, str) else answer
 
 
 @bp.get("/trace/reports/<name>")
@@ -449,10 +603,10 @@ class _PageCache:
 PAGE_CACHE = _PageCache()
 
 
-def record_html(key: _BatchKey) -> Markup:
+def record_html(key: _BatchKey, locale: str) -> Markup:
     """The scan page's record of a batch (everything but the code's own scan figures)."""
     ttl = current_app.config["TRACE_SCAN_CACHE_SECONDS"]
-    cache_key = ("record", id(current_app), key, _locale())
+    cache_key = ("record", id(current_app), key, locale)
     cached = PAGE_CACHE.get(cache_key, ttl) if ttl > 0 else None
     if cached is not None:
         return cached

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
+from flask import current_app, has_app_context
 from sqlalchemy import Select, case, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
@@ -38,6 +40,39 @@ ORIGIN_DETAIL_MAX = 60
 MAX_PRICE_FEN = 100_000_000
 MAX_STOCK = 1_000_000
 MAX_PER_PAGE = 100
+
+
+# --- stock kept per batch ---------------------------------------------------------------
+
+
+class BatchStock(Protocol):
+    """How many of a product's units each of its batches still has on sale, and which
+    batch an order line's units came from. Traceability keeps this (traceability.stock)
+    and registers itself as ``app.extensions["batch_stock"]``: market never imports it.
+
+    Every call comes right after the product's own UPDATE, so the product's row is locked
+    first and its batches' rows second, the same order on every path. The batches never
+    claim more than the product's stock; units beyond them are not from a recorded batch.
+    """
+
+    def take(self, session: Session, product_id: int, quantity: int) -> list[tuple[int, int]]:
+        """Take `quantity` units just taken from the product from its batches, oldest
+        first; returns [(batch id, units)] (less than `quantity` if the batches run out)."""
+
+    def record(self, session: Session, taken: Mapping[int, Sequence[tuple[int, int]]]) -> None:
+        """Remember what `take` gave each order line: {order line id: [(batch id, units)]}."""
+
+    def put_back(self, session: Session, line_ids: Sequence[int]) -> None:
+        """The lines' units are back in the product's stock: give them back to their batches."""
+
+    def fit_to_product(self, session: Session, product_id: int) -> None:
+        """The product's stock was set by hand: take from the batches what they would claim
+        beyond it."""
+
+
+def batch_stock() -> BatchStock | None:
+    """The registered keeper of per-batch stock, or None (no app, or no traceability)."""
+    return current_app.extensions.get("batch_stock") if has_app_context() else None
 
 
 # --- errors ----------------------------------------------------------------------------
@@ -352,6 +387,11 @@ def set_stock(
 
     A product on sale whose stock reaches zero is sold out; a sold-out product that gets
     stock is on sale again.
+
+    Units added by hand are not from a recorded batch. A decrease takes those first; only
+    what the product's batches would then claim beyond the new stock is taken from the
+    batches, newest first (see traceability.stock.fit_to_product), so the stock a batch
+    shows on sale is always really there.
     """
     if isinstance(stock, bool) or not isinstance(stock, int) or not 0 <= stock <= MAX_STOCK:
         raise InvalidProductError([Problem("stock", "invalid_stock")])
@@ -366,6 +406,9 @@ def set_stock(
         if current is None:
             raise NotFoundError("no such product")
         raise StockChangedError(current)
+    keeper = batch_stock()
+    if keeper is not None:
+        keeper.fit_to_product(session, product_id)
     refresh_availability(session, product_id)
     return get_product(session, product_id)
 

@@ -5,6 +5,11 @@ Stock is only ever taken with one conditional UPDATE per product
 so two carts naming the same products can never deadlock. The price the buyer saw is
 part of the same WHERE, so a price change between the checkout page and the click is
 refused, not charged.
+
+With the product's row locked by that UPDATE, the units are taken from the product's
+batches, oldest harvest first, and each line remembers which batches they came from
+(catalog.services.BatchStock, kept by traceability). Putting stock back returns the units
+to the same batches.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from market import places
 from market.auth.models import Role, User
 from market.auth.services import InvalidPhoneError, normalize_phone
 from market.catalog.models import Product, ProductStatus
+from market.catalog.services import batch_stock
 from market.cooperatives.models import Cooperative, CooperativeStatus
 from market.errors import ConflictError, DomainError, NotFoundError
 from market.orders.cart import MAX_LINE_QUANTITY
@@ -211,6 +217,7 @@ def take_stock(session: Session, product_id: int, quantity: int, unit_price_fen:
 
 
 def put_back_stock(session: Session, order: Order) -> None:
+    """Return the order's units to its products' stock, and to the batches they came from."""
     for line in order.lines:
         if line.product_id is not None:
             session.execute(
@@ -219,6 +226,9 @@ def put_back_stock(session: Session, order: Order) -> None:
                 .values(stock=Product.stock + line.quantity)
                 .execution_options(synchronize_session=False)
             )
+    keeper = batch_stock()
+    if keeper is not None:
+        keeper.put_back(session, [line.id for line in order.lines if line.product_id is not None])
 
 
 def allocate_numbers(session: Session, count: int, now: datetime | None = None) -> list[str]:
@@ -274,7 +284,14 @@ def place_orders(
     if not wanted:
         raise EmptyCartError("nothing to order")
     # Product-id order (from _merge_lines): two carts can never deadlock on their rows.
-    taken = {req.product_id: take_stock(session, *astuple(req)) for req in wanted}
+    keeper = batch_stock()
+    taken: dict[int, Taken] = {}
+    from_batches: dict[int, list[tuple[int, int]]] = {}
+    for req in wanted:
+        taken[req.product_id] = take_stock(session, *astuple(req))
+        if keeper is not None:
+            # The product's row is locked now, so its batches are counted by us alone.
+            from_batches[req.product_id] = keeper.take(session, req.product_id, req.quantity)
     by_coop: dict[int, list[LineRequest]] = {}
     for req in wanted:
         by_coop.setdefault(taken[req.product_id].cooperative_id, []).append(req)
@@ -333,6 +350,16 @@ def place_orders(
         orders.append(order)
     intent.metadata_ = {**intent.metadata_, "orders": ",".join(numbers)}
     session.flush()
+    if keeper is not None:
+        keeper.record(
+            session,
+            {
+                line.id: from_batches[line.product_id]
+                for order in orders
+                for line in order.lines
+                if from_batches.get(line.product_id)
+            },
+        )
     _schedule_expiry(session, [o.id for o in orders], expires_at)
     return orders
 

@@ -267,3 +267,27 @@ def test_a_cooperative_records_a_batch_and_prints_labels_on_a_phone(
     page.goto(live_server + "/trace/batches")
     expect(page.get_by_text("2026年秋茶 第一批")).to_be_visible()
     assert_fits_phone_width(page)
+
+
+def test_the_product_page_shows_the_batch_on_sale_and_opens_its_record_on_a_phone(
+    page: Page, live_server: str, app, traced, shot
+):
+    page.set_viewport_size({"width": 360, "height": 800})
+    with app.app_context():
+        batch = services.put_on_sale(db.session, traced["batch"], 30)
+        product_id = batch.product_id
+        db.session.commit()
+    page.goto(f"{live_server}/products/{product_id}")
+    card = page.get_by_test_id("current-lot")
+    card.scroll_into_view_if_needed()
+    expect(card).to_be_visible()
+    expect(card).to_contain_text(traced["lot"])
+    expect(card).to_contain_text("三年陈皮 第一批")
+    expect(card.locator(".tag.ok")).to_be_visible()  # the lab test passed
+    assert_fits_phone_width(page)
+    shot("product-lot")
+    link = urlsplit(card.get_by_role("link").get_attribute("href"))
+    assert link.path == f"/01/{traced['gtin']}/10/{traced['lot']}"
+    page.goto(live_server + link.path + "?" + link.query)
+    expect(page.get_by_text("验证通过：此码由粤农优品签发")).to_be_visible()
+    expect(page.get_by_text("三年陈皮 第一批").first).to_be_visible()

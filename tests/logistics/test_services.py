@@ -144,6 +144,9 @@ def test_packing_a_batch_quantity_names_the_lot(app, world):
         [quantity] = event["childQuantityList"]
         assert quantity["epcClass"].startswith("urn:epc:class:lgtin:")
         assert quantity["epcClass"].endswith("." + world.lot)
+        # Two of the product's boxes (盒), not two of the batch's 斤 (which would be 1 KGM).
+        assert quantity["quantity"] == 2
+        assert "uom" not in quantity
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from market.auth.models import Role, User
 from market.catalog.models import Product
 from market.extensions import db
 from market.orders import services
-from market.orders.models import Order, OrderLine
+from market.orders.models import Order, OrderLine, OrderStatus
 from tests.factories import _PASSWORD_HASH, CooperativeFactory, ProductFactory
 from tests.orders.helpers import ADDRESS
 
@@ -146,3 +146,182 @@ def test_carts_naming_two_products_in_any_order_never_deadlock_or_oversell(postg
     assert left == {ids[0]: 30 - expected[ids[0]], ids[1]: 45 - expected[ids[1]]}
     assert min(left.values()) >= 0
     assert winners  # someone got through
+
+
+# --- stock per batch (traceability) -------------------------------------------------
+
+
+def _batched_product(app, coop, batches: list[tuple[int, int]], unbatched: int = 0) -> tuple:
+    """A product whose stock comes from batches [(days since harvest, units)], oldest
+    first, plus `unbatched` units typed in by hand. Returns (product id, batch ids)."""
+    from datetime import timedelta
+
+    from market.catalog import services as catalog
+    from traceability import codes
+    from traceability import services as trace
+    from traceability.models import OriginKind
+
+    product = ProductFactory(cooperative=coop, price_fen=1000, stock=0)
+    db.session.flush()
+    product.gtin = codes.make_gtin(app.config["GS1_COMPANY_PREFIX"], product.id)
+    ids = []
+    for days, units in batches:
+        batch = trace.create_batch(
+            db.session,
+            coop.id,
+            trace.BatchData(
+                product_id=product.id,
+                name=f"第{len(ids) + 1}批",
+                harvest_date=trace.today_shanghai() - timedelta(days=days),
+                quantity=100,
+                unit="公斤",
+                origin_code=coop.division_code,
+                origin_kind=OriginKind.ORCHARD,
+            ),
+            user_id=None,
+            company_prefix=app.config["GS1_COMPANY_PREFIX"],
+        )
+        trace.put_on_sale(db.session, batch.id, units)
+        ids.append(batch.id)
+    if unbatched:
+        catalog.set_stock(db.session, product.id, sum(u for _d, u in batches) + unbatched)
+    return product.id, ids
+
+
+def _from_batches(product_id: int) -> dict[int, list[tuple[int, int]]]:
+    """{order line id: [(batch id, units)]} of the product's live (not given back) lines."""
+    from traceability.models import OrderLineBatch
+
+    found: dict[int, list[tuple[int, int]]] = {}
+    rows = db.session.execute(
+        select(OrderLine.id, OrderLineBatch.batch_id, OrderLineBatch.quantity)
+        .join(OrderLineBatch, OrderLineBatch.order_line_id == OrderLine.id)
+        .where(OrderLine.product_id == product_id, OrderLineBatch.returned_at.is_(None))
+    ).all()
+    for line_id, batch_id, units in rows:
+        found.setdefault(line_id, []).append((batch_id, units))
+    return found
+
+
+def _batches_hold_what_they_should(product_id: int, batch_ids: list[int]) -> None:
+    """Each batch's stock_left is what it added less what live order lines took from it,
+    never negative; together the batches claim no more than the product's stock."""
+    from traceability.models import Batch, OrderLineBatch
+
+    product = db.session.get(Product, product_id)
+    total_left = 0
+    for batch_id in batch_ids:
+        batch = db.session.get(Batch, batch_id)
+        taken = db.session.scalar(
+            select(func.coalesce(func.sum(OrderLineBatch.quantity), 0)).where(
+                OrderLineBatch.batch_id == batch_id, OrderLineBatch.returned_at.is_(None)
+            )
+        )
+        assert batch.stock_left >= 0
+        assert batch.stock_left == batch.stock_added - taken, batch.lot_code
+        total_left += batch.stock_left
+    assert total_left <= product.stock
+
+
+def test_two_checkouts_racing_for_the_last_units_of_a_batch_never_over_allocate(postgres):
+    """Each round: a batch with 3 units left and 3 more units not from a batch; two
+    buyers want 3 each at the same moment. Both get their units, exactly one of them
+    from the batch."""
+    app = postgres
+    rounds = 12
+    with app.app_context():
+        coop = CooperativeFactory()
+        products = [_batched_product(app, coop, [(5, 3)], unbatched=3) for _ in range(rounds)]
+        buyer_ids = _buyers(2)
+        db.session.commit()
+    for product_id, [batch_id] in products:
+        barrier = threading.Barrier(2)
+        line = [services.LineRequest(product_id, 3, 1000)]
+
+        def race(buyer_id, line=line, barrier=barrier):
+            barrier.wait(timeout=10)
+            return _checkout(app, buyer_id, line)
+
+        with ThreadPoolExecutor(2) as pool:
+            assert list(pool.map(race, buyer_ids)) == [True, True]
+        with app.app_context():
+            assert db.session.get(Product, product_id).stock == 0
+            allocated = _from_batches(product_id)
+            assert list(allocated.values()) == [[(batch_id, 3)]]
+            _batches_hold_what_they_should(product_id, [batch_id])
+
+
+def test_many_buyers_take_the_batches_oldest_first_and_then_the_unbatched_units(postgres):
+    app = postgres
+    with app.app_context():
+        product_id, (old, new) = _batched_product(
+            app, CooperativeFactory(), [(9, 3), (2, 2)], unbatched=5
+        )
+        buyer_ids = _buyers(120)
+        db.session.commit()
+    line = [services.LineRequest(product_id, 1, 1000)]
+    with ThreadPoolExecutor(WORKERS) as pool:
+        outcomes = list(pool.map(lambda b: _checkout(app, b, line), buyer_ids))
+    assert outcomes.count(True) == 10
+    with app.app_context():
+        allocated = _from_batches(product_id)
+        per_batch = {old: 0, new: 0}
+        for parts in allocated.values():
+            for batch_id, units in parts:
+                per_batch[batch_id] += units
+        assert per_batch == {old: 3, new: 2}
+        assert len(allocated) == 5  # the other five units were not from a batch
+        _batches_hold_what_they_should(product_id, [old, new])
+        assert db.session.get(Product, product_id).stock == 0
+
+
+def test_cancellations_racing_checkouts_give_units_back_to_the_right_batches(postgres):
+    """Unpaid orders are cancelled while other buyers check out: every unit given back
+    lands in the batch it came from, and no one deadlocks."""
+    from traceability.models import Batch
+
+    app = postgres
+    with app.app_context():
+        product_id, batch_ids = _batched_product(app, CooperativeFactory(), [(9, 6), (2, 4)])
+        buyer_ids = _buyers(50)
+        db.session.commit()
+    line = [services.LineRequest(product_id, 1, 1000)]
+    early = []
+    for buyer_id in buyer_ids[:8]:
+        with app.app_context():
+            [placed] = services.place_orders(db.session, buyer_id, line, ADDRESS)
+            early.append((placed.id, buyer_id))
+            db.session.commit()
+
+    def cancel(order_and_buyer) -> bool:
+        order_id, buyer_id = order_and_buyer
+        with app.app_context():
+            try:
+                services.cancel_order(db.session, order_id, actor_id=buyer_id)
+                db.session.commit()
+                return True
+            finally:
+                db.session.remove()
+
+    jobs = [("cancel", item) for item in early] + [("buy", b) for b in buyer_ids[8:]]
+    random.Random(7).shuffle(jobs)
+
+    def run(job):
+        kind, arg = job
+        return cancel(arg) if kind == "cancel" else _checkout(app, arg, line)
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        results = list(pool.map(run, jobs))
+    assert all(ok for (kind, _arg), ok in zip(jobs, results, strict=True) if kind == "cancel")
+    with app.app_context():
+        live = db.session.scalar(
+            select(func.coalesce(func.sum(OrderLine.quantity), 0))
+            .join(Order, Order.id == OrderLine.order_id)
+            .where(OrderLine.product_id == product_id, Order.status != OrderStatus.CANCELLED)
+        )
+        left = db.session.get(Product, product_id).stock
+        assert live + left == 10
+        assert live >= 2  # the two units never ordered early went to someone
+        _batches_hold_what_they_should(product_id, batch_ids)
+        # Every unit was from a batch, so the batches hold exactly what is left.
+        assert sum(db.session.get(Batch, b).stock_left for b in batch_ids) == left

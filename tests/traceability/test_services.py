@@ -159,21 +159,28 @@ def test_issuing_too_many_codes_at_once_is_refused(app, world):
 
 
 def test_stock_put_on_sale_is_linked_to_its_batch(app, world):
+    """Stock is sold first in, first out: the current batch is the oldest harvest with
+    stock left (it used to mean the newest batch put on sale), and the next once it is
+    sold out."""
     with app.app_context():
         services.put_on_sale(db.session, world.batch, 40)
         db.session.commit()
         product = db.session.get(Product, world.product)
         assert product.stock == 40
-        assert db.session.get(Batch, world.batch).stock_added == 40
+        first = db.session.get(Batch, world.batch)
+        assert (first.stock_added, first.stock_left) == (40, 40)
         newer = make_batch(app, world.coop, world.product, harvest_date=days_ago(1))
         services.put_on_sale(db.session, newer.id, 10)
         db.session.commit()
         assert db.session.get(Product, world.product).stock == 50
-        assert services.current_batch(db.session, world.product).id == newer.id
+        assert services.current_batch(db.session, world.product).id == world.batch
         assert [b.id for b in services.batches_on_sale(db.session, world.product)] == [
-            newer.id,
             world.batch,
+            newer.id,
         ]
+        db.session.execute(update(Batch).where(Batch.id == world.batch).values(stock_left=0))
+        assert services.current_batch(db.session, world.product).id == newer.id
+        assert [b.id for b in services.batches_on_sale(db.session, world.product)] == [newer.id]
 
 
 def test_scans_are_counted_per_visitor_day_without_storing_addresses(app, world):
