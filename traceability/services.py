@@ -22,7 +22,7 @@ from jsonschema import Draft7Validator
 from pypinyin import Style, lazy_pinyin
 from sqlalchemy import and_, bindparam, exists, func, literal, or_, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from market import places
@@ -733,16 +733,64 @@ def unit_scan_target(
 ) -> ScanTarget | None:
     """The unit code with this GTIN and serial as the scan page needs it, and whether
     ``visitor`` has scanned it before (one query)."""
-    row = conn.execute(_UNIT_TARGET, {"gtin": gtin, "serial": serial, "visitor": visitor}).first()
-    return ScanTarget(*row) if row is not None else None
+    return _scan_target(conn, _UNIT_TARGET, {"gtin": gtin, "serial": serial, "visitor": visitor})
 
 
 def batch_scan_target(
     conn: Connection, gtin: str, lot: str, visitor: str = ""
 ) -> ScanTarget | None:
     """The batch-level code of lot ``lot`` of GTIN ``gtin``, as the scan page needs it."""
-    row = conn.execute(_BATCH_TARGET, {"gtin": gtin, "lot": lot, "visitor": visitor}).first()
-    return ScanTarget(*row) if row is not None else None
+    return _scan_target(conn, _BATCH_TARGET, {"gtin": gtin, "lot": lot, "visitor": visitor})
+
+
+#: Positions of the datetimes in a ScanTarget row (first/last scan, batch created/updated).
+_TARGET_TIMES = (6, 7, 10, 12)
+_compiled_targets: dict[tuple[int, str], tuple[str, dict[str, Any]]] = {}
+
+
+def _scan_target(conn: Connection, statement: Any, params: dict[str, Any]) -> ScanTarget | None:
+    """Run a scan-target query. On PostgreSQL it goes straight to the driver's cursor with
+    SQL compiled once: SQLAlchemy's result machinery (and psycopg building a column
+    description of 17 columns per query) costs the busiest page more than the query
+    does. Errors are judged and wrapped as ``conn.execute`` would (a dropped connection
+    invalidates it, so the caller may retry). Elsewhere it is an ordinary execute."""
+    if conn.dialect.name != "postgresql":
+        row = conn.execute(statement, params).first()
+        return ScanTarget(*row) if row is not None else None
+    key = (id(statement), conn.dialect.name)
+    compiled = _compiled_targets.get(key)
+    if compiled is None:
+        done = statement.compile(dialect=conn.dialect)
+        # The constants in the WHERE (the code kind) as stored: enums by value.
+        constants = {k: getattr(v, "value", v) for k, v in done.params.items() if k not in params}
+        compiled = _compiled_targets[key] = (str(done), constants)
+    sql, defaults = compiled
+    arguments = {**defaults, **params}
+    dbapi_connection = conn.connection.dbapi_connection
+    try:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(sql, arguments)
+            row = cursor.fetchone()
+    except conn.dialect.loaded_dbapi.Error as exc:
+        dropped = conn.dialect.is_disconnect(exc, dbapi_connection, None)
+        if dropped:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(
+            sql,
+            arguments,
+            exc,
+            conn.dialect.loaded_dbapi.Error,
+            connection_invalidated=dropped,
+            dialect=conn.dialect,
+        ) from exc
+    if row is None:
+        return None
+    values = list(row)
+    values[1] = CodeKind(values[1])
+    for index in _TARGET_TIMES:
+        if values[index] is not None:
+            values[index] = values[index].astimezone(UTC)
+    return ScanTarget(*values)
 
 
 def visitor_key(secret: bytes, address: str, day: date) -> str:
