@@ -126,10 +126,10 @@ class _Totals:
     instead of one per cooperative (a county's few cooperatives are read directly).
 
     ``dim`` says what ``key`` is: ``all`` (``key`` empty: the place's totals), ``province``
-    (the buyer's province), ``category`` (a product category), ``gi`` (``"1"`` for
-    地理标志 products, ``"0"`` for the rest) and, in the monthly table only, ``product``
-    (a product id). For ``category``, ``gi`` and ``product`` rows ``orders`` counts the
-    orders containing such products and ``paid_orders`` is 0.
+    (the buyer's province), ``category`` (a product category) and ``gi`` (``"1"`` for
+    地理标志 products, ``"0"`` for the rest). For ``category`` and ``gi`` rows ``orders``
+    counts the orders containing such products and ``paid_orders`` is 0. A place's sales
+    by product are in :class:`ProductRunningTotals`.
     """
 
     #: ``province`` or ``city``; ``code`` its GB/T 2260 code, ``parent`` the code of the
@@ -164,6 +164,59 @@ class MonthlyTotals(_Totals, db.Model):
     )
 
     month: Mapped[date]
+
+
+class ProductRunningTotals(db.Model):
+    """A place's sales of each product from its first sale to the end of a day.
+
+    The province and a city sell thousands of products, and a dashboard ranks them over
+    30 days or a year: adding up the daily or monthly rows of every product and then
+    sorting them would read tens of thousands of rows. Running totals make a range two
+    rows a product: the totals at the end of its last day less those at the end of the
+    day before its first.
+
+    The days that have rows (*checkpoints*) are the last day of every month from the
+    place's first sale to its last (a month that is not over yet included), and every
+    day with a sale from the first day of the month before the month of its last sale
+    (the *window*: any range of the last month or two, such as the last 30 days, ends
+    and starts on checkpoints). Older days are dropped as the window moves on. At each
+    checkpoint there is one row per product the place has sold by then, so the totals
+    at the end of any day are those of the latest checkpoint at or before it, provided
+    the day is a month's last or not before the day before the window.
+
+    The measures are those of :class:`DailySales`, summed; ``days_sold`` counts the days
+    on which the product sold, so a product sold in a range exactly when it grew over it.
+
+    The key comes first in the row's storage (a WITHOUT ROWID table on SQLite, the
+    primary key with the measures included on PostgreSQL), so the rows of one place and
+    checkpoint are read in one index range.
+    """
+
+    __tablename__ = "reports_product_running_totals"
+
+    #: ``province`` or ``city``, and the place's GB/T 2260 code.
+    level: Mapped[str] = mapped_column(String(8))
+    code: Mapped[str] = mapped_column(String(6))
+    #: The checkpoint: the totals are at the end of this (Asia/Shanghai) day.
+    day: Mapped[date]
+    #: NO_PRODUCT (0) for lines whose product has been deleted since.
+    product_id: Mapped[int]
+    gmv_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    refunds_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    orders: Mapped[int] = mapped_column(default=0)
+    units: Mapped[int] = mapped_column(BigInteger, default=0)
+    days_sold: Mapped[int] = mapped_column(default=0)
+
+    __table_args__ = (
+        PrimaryKeyConstraint(
+            "level",
+            "code",
+            "day",
+            "product_id",
+            postgresql_include=["gmv_fen", "refunds_fen", "orders", "units", "days_sold"],
+        ),
+        {"sqlite_with_rowid": False},
+    )
 
 
 class DailyBuyers(_Place, db.Model):

@@ -42,6 +42,7 @@ from sqlalchemy import (
     text,
     true,
     type_coerce,
+    union_all,
 )
 from sqlalchemy.orm import Session
 
@@ -60,6 +61,7 @@ from market.reports.models import (
     MonthlyOrders,
     MonthlySales,
     MonthlyTotals,
+    ProductRunningTotals,
     ReportState,
 )
 from market.types import utcnow
@@ -607,6 +609,7 @@ def _refresh_totals(session: Session, level: str, code: str, day: date) -> None:
     for query in _totals_selects(level, code=code, day=day):
         session.execute(insert(DailyTotals).from_select(_TOTAL_COLUMNS, query))
     _refresh_monthly_totals(session, periods.period_containing("month", day), level, code)
+    _refresh_running_totals(session, level, code, day)
 
 
 def _refresh_monthly_totals(
@@ -637,43 +640,6 @@ def _refresh_monthly_totals(
     )
     columns = ["month", *_TOTAL_COLUMNS[1:]]
     session.execute(insert(MonthlyTotals).from_select(columns, query))
-    # Products, by month only: a day's product rows are as many as the cooperatives'.
-    for product_level in (level,) if level else ("province", "city"):
-        session.execute(
-            insert(MonthlyTotals).from_select(
-                columns, _product_totals(product_level, month, code if level else None)
-            )
-        )
-
-
-def _product_totals(level: str, month: periods.Period, code: str | None):
-    sales = DailySales
-    if level == "province":
-        code_column, parent_column = literal(PROVINCE, type_=String), literal("", String)
-        grouped = [sales.product_id]
-    else:
-        code_column, parent_column = sales.city_code, literal(PROVINCE, type_=String)
-        grouped = [sales.city_code, sales.product_id]
-    conditions = [sales.day >= month.start, sales.day < month.end]
-    if code is not None and level != "province":
-        conditions.append(sales.city_code == code)
-    return (
-        select(
-            literal(month.start, type_=MonthlyTotals.__table__.c.month.type),
-            literal(level, String),
-            code_column,
-            parent_column,
-            literal("product", String),
-            cast(sales.product_id, String),
-            func.sum(sales.gmv_fen),
-            func.sum(sales.refunds_fen),
-            func.sum(sales.orders),
-            literal(0, Integer),
-            func.sum(sales.units),
-        )
-        .where(*conditions)
-        .group_by(*grouped)
-    )
 
 
 def _rebuild_totals(session: Session, months: Sequence[periods.Period]) -> None:
@@ -684,6 +650,111 @@ def _rebuild_totals(session: Session, months: Sequence[periods.Period]) -> None:
             session.execute(insert(DailyTotals).from_select(_TOTAL_COLUMNS, query))
     for month in months:
         _refresh_monthly_totals(session, month)
+    session.execute(delete(ProductRunningTotals))
+    if months:
+        cities = session.scalars(
+            select(DailyTotals.code).where(DailyTotals.level == "city").distinct()
+        ).all()
+        for level, code in [("province", PROVINCE), *(("city", city) for city in sorted(cities))]:
+            _refresh_running_totals(session, level, code, months[0].start)
+
+
+# --- products per place: running totals ---------------------------------------------------
+
+_RUNNING_SUMS = ("gmv_fen", "refunds_fen", "orders", "units")
+
+
+def product_window(last: date) -> date:
+    """The first day of a place's window of daily checkpoints (see
+    :class:`~market.reports.models.ProductRunningTotals`), given the day of its last sale
+    or its last checkpoint: the first of the month before that day's month."""
+    return periods.previous_period(periods.period_containing("month", last)).start
+
+
+def _sale_days(session: Session, level: str, code: str) -> Sequence[date]:
+    """The days with a paid order in the place (its daily totals), in order."""
+    return session.scalars(
+        select(DailyTotals.day)
+        .where(DailyTotals.level == level, DailyTotals.code == code, DailyTotals.dim == "all")
+        .order_by(DailyTotals.day)
+    ).all()
+
+
+def _sales_by_product(level: str, code: str, after: date | None, through: date):
+    """A place's sales by product on the days after ``after`` up to ``through``, with the
+    number of days each product sold on."""
+    conditions = [DailySales.day <= through]
+    if after is not None:
+        conditions.append(DailySales.day > after)
+    if level != "province":
+        conditions.append(DailySales.city_code == code)
+    return (
+        select(
+            DailySales.product_id,
+            *(func.sum(getattr(DailySales, name)).label(name) for name in _RUNNING_SUMS),
+            func.count(DailySales.day.distinct()).label("days_sold"),
+        )
+        .where(*conditions)
+        .group_by(DailySales.product_id)
+    )
+
+
+def _refresh_running_totals(session: Session, level: str, code: str, since: date) -> None:
+    """Rewrite a place's product running totals from the day ``since`` on: each
+    checkpoint is the one before plus the sales in between.
+
+    Checkpoints before ``since`` are kept and carried on from, except that a place that
+    sold nothing for a while first gets the month ends it missed, one with no rows yet
+    is written from its first sale, and days that have left the window are dropped
+    (see :class:`~market.reports.models.ProductRunningTotals`).
+    """
+    running = ProductRunningTotals
+    place = and_(running.level == level, running.code == code)
+    written = session.scalar(select(func.max(running.day)).where(place))
+    sale_days = _sale_days(session, level, code)
+    if written is None:
+        start = min(since, sale_days[0]) if sale_days else since
+    else:
+        start = min(since, written + timedelta(days=1))
+    session.execute(delete(running).where(place, running.day >= start))
+    if not sale_days:
+        return
+    window = product_window(sale_days[-1])
+    if written is not None and product_window(written) < window:
+        # The window moved on: its old days keep only their months' last days.
+        gone = periods.DateRange(product_window(written), window - timedelta(days=1))
+        session.execute(
+            delete(running).where(
+                place,
+                running.day >= gone.start,
+                running.day < window,
+                running.day.not_in([month.last_day for month in gone.periods("month")]),
+            )
+        )
+    ends = [
+        month.last_day
+        for month in periods.period_range("month", min(start, sale_days[-1]), sale_days[-1])
+        if month.last_day >= start
+    ]
+    checkpoints = sorted({*ends, *(day for day in sale_days if day >= max(start, window))})
+    previous = session.scalar(select(func.max(running.day)).where(place, running.day < start))
+    columns = ["level", "code", "day", "product_id", *_RUNNING_SUMS, "days_sold"]
+    for checkpoint in checkpoints:
+        carried = select(
+            running.product_id,
+            *(getattr(running, name) for name in _RUNNING_SUMS),
+            running.days_sold,
+        ).where(place, running.day == previous)
+        both = union_all(carried, _sales_by_product(level, code, previous, checkpoint)).subquery()
+        query = select(
+            literal(level, String),
+            literal(code, String),
+            literal(checkpoint, type_=running.__table__.c.day.type),
+            both.c.product_id,
+            *(func.sum(both.c[name]) for name in (*_RUNNING_SUMS, "days_sold")),
+        ).group_by(both.c.product_id)
+        session.execute(insert(running).from_select(columns, query))
+        previous = checkpoint
 
 
 # --- buyers per period ---------------------------------------------------------------------
@@ -1106,6 +1177,7 @@ def rebuild(session: Session) -> RebuildStats:
         MonthlyInformatization,
         DailyTotals,
         MonthlyTotals,
+        ProductRunningTotals,
     ):
         session.execute(delete(table))
     divisions = dict(session.execute(select(Cooperative.id, Cooperative.division_code)).all())

@@ -21,8 +21,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import cache
 
-from sqlalchemy import Integer, and_, cast, func, or_, select, text, true, union_all
+from sqlalchemy import (
+    Date,
+    Integer,
+    Select,
+    String,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    text,
+    true,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from market import places, policy
@@ -42,6 +56,7 @@ from market.reports.models import (
     MonthlyOrders,
     MonthlySales,
     MonthlyTotals,
+    ProductRunningTotals,
     ReportState,
 )
 from market.reports.periods import DateRange, Kind, Period
@@ -52,6 +67,7 @@ from market.reports.rollups import (
     count_buyers,
     decode_bits,
     place_of,
+    product_window,
 )
 
 #: Days a cooperative's last paid order may be ago for it to count as active online.
@@ -637,81 +653,152 @@ def children(session: Session, node: Node, dr: DateRange) -> list[Part]:
     return _with_shares(parts)
 
 
+@cache
+def _product_diff() -> Select:
+    """A place's sales by product between two days: a SELECT of ``product_id`` and the
+    sales measures, one row per product that sold in between, computed as the running
+    totals at the end of the day ``upto`` less those at the end of the day ``before``
+    (two rows a product, however long the range).
+
+    Built once (it is the dashboards' most complex query); its parameters are ``level``
+    and ``code`` of the place, ``upto`` and ``before``. Both days must be ones whose
+    totals are those of the latest checkpoint at or before them (see
+    :class:`~market.reports.models.ProductRunningTotals` and :func:`_at_checkpoint`).
+    """
+    running = ProductRunningTotals.__table__
+    upto, before = running.alias("upto"), running.alias("before")
+    level, code = bindparam("level", type_=String), bindparam("code", type_=String)
+
+    def checkpoint(day):
+        return (
+            select(func.max(running.c.day))
+            .where(running.c.level == level, running.c.code == code, running.c.day <= day)
+            .scalar_subquery()
+        )
+
+    return (
+        select(
+            upto.c.product_id,
+            *((upto.c[m] - func.coalesce(before.c[m], 0)).label(m) for m in SALES_MEASURES),
+        )
+        .select_from(
+            upto.outerjoin(
+                before,
+                and_(
+                    before.c.level == level,
+                    before.c.code == code,
+                    before.c.day == checkpoint(bindparam("before", type_=Date)),
+                    before.c.product_id == upto.c.product_id,
+                ),
+            )
+        )
+        .where(
+            upto.c.level == level,
+            upto.c.code == code,
+            upto.c.day == checkpoint(bindparam("upto", type_=Date)),
+            upto.c.days_sold > func.coalesce(before.c.days_sold, 0),
+        )
+    )
+
+
+def _product_days(level: str, run: int) -> Select:
+    """A place's daily rows (one a day, cooperative, product and buyer province) of a run
+    of days: parameters ``first_day<run>`` and ``last_day<run>``, and a city's ``code``."""
+    conditions = [
+        DailySales.day >= bindparam(f"first_day{run}", type_=Date),
+        DailySales.day <= bindparam(f"last_day{run}", type_=Date),
+    ]
+    if level != "province":
+        conditions.append(DailySales.city_code == bindparam("code", type_=String))
+    return select(DailySales.product_id, *(getattr(DailySales, m) for m in SALES_MEASURES)).where(
+        *conditions
+    )
+
+
+@cache
+def _product_query(level: str, diff: bool, runs: int, *, top: bool) -> Select:
+    """A place's sales by product from the running totals (:func:`_product_diff`) and
+    ``runs`` runs of days from the daily rows, one row a product; with ``top``, ranked
+    by net GMV and cut at the parameter ``limit``. Built once for each shape."""
+    if diff and not runs:
+        rows = _product_diff().subquery()
+        measures = [rows.c[m] for m in SALES_MEASURES]
+        query = select(rows.c.product_id, *measures)
+    else:
+        sources = [_product_diff()] if diff else []
+        sources += [_product_days(level, run) for run in range(runs)]
+        rows = (union_all(*sources) if len(sources) > 1 else sources[0]).subquery()
+        measures = [func.sum(rows.c[m]) for m in SALES_MEASURES]
+        query = select(rows.c.product_id, *measures).group_by(rows.c.product_id)
+    if top:
+        query = query.order_by((measures[0] - measures[1]).desc(), rows.c.product_id).limit(
+            bindparam("limit", type_=Integer)
+        )
+    return query
+
+
+def _at_checkpoint(day: date, window: date) -> bool:
+    """Whether the running totals at the end of ``day`` are those of the latest
+    checkpoint at or before it: a month's last day, or a day from the one before the
+    place's window on (every day with a sale there is a checkpoint)."""
+    month_end = periods.period_containing("month", day).last_day
+    return day >= window - timedelta(days=1) or day == month_end
+
+
+def _products_of_place(
+    session: Session, node: Node, dr: DateRange, limit: int | None = None
+) -> list[tuple[tuple, Sums]]:
+    """A place's sales by product over ``dr`` (the best ``limit`` of them by net GMV).
+
+    A range of the window (the last month or two, such as the last 30 days) or of whole
+    months is two rows a product from the running totals. Another range is read as its
+    whole months from the running totals and the days around them from the daily rows.
+    """
+    running = ProductRunningTotals
+    last = session.scalar(
+        select(func.max(running.day)).where(running.level == node.level, running.code == node.code)
+    )
+    if last is None:
+        return []
+    window = product_window(last)
+    params: dict = {"level": node.level, "code": node.code, "limit": limit}
+    before = dr.start - timedelta(days=1)
+    runs: tuple[tuple[date, date], ...] = ()
+    if _at_checkpoint(dr.end, window) and _at_checkpoint(before, window):
+        params.update(upto=dr.end, before=before)
+        diff = True
+    else:
+        parts = spans(dr, periods.local_today())
+        diff, runs = bool(parts.months), parts.days
+        if diff:
+            params.update(
+                upto=periods.period_containing("month", parts.months[-1]).last_day,
+                before=parts.months[0] - timedelta(days=1),
+            )
+        for run, (first_day, last_day) in enumerate(runs):
+            params.update({f"first_day{run}": first_day, f"last_day{run}": last_day})
+    query = _product_query(node.level, diff, len(runs), top=limit is not None)
+    return [
+        ((pid,), dict(zip(SALES_MEASURES, (int(v or 0) for v in values), strict=True)))
+        for pid, *values in session.execute(query, params)
+    ]
+
+
 def _product_sums(session: Session, node: Node, dr: DateRange) -> dict[tuple, Sums]:
-    """Sales per product: a place's whole months from its monthly product totals, the
-    days around them (and a county's or cooperative's sales) from the daily rows."""
+    """Sales per product: a place's from its running totals (and the daily rows of days
+    before its window), a county's or cooperative's from the daily and monthly rows."""
     if node.level not in TOTAL_LEVELS:
         return _sum(session, SALES, node, dr, SALES_MEASURES, ("product_id",))
-    parts = spans(dr, periods.local_today())
-    result: dict[tuple, Sums] = defaultdict(lambda: dict.fromkeys(SALES_MEASURES, 0))
-    if parts.months:
-        query = (
-            select(
-                MonthlyTotals.key, *(func.sum(getattr(MonthlyTotals, m)) for m in SALES_MEASURES)
-            )
-            .where(
-                MonthlyTotals.level == node.level,
-                MonthlyTotals.code == node.code,
-                MonthlyTotals.dim == "product",
-                MonthlyTotals.month >= parts.months[0],
-                MonthlyTotals.month <= parts.months[-1],
-            )
-            .group_by(MonthlyTotals.key)
-        )
-        for key, *values in session.execute(query):
-            sums = result[(int(key),)]
-            for name, value in zip(SALES_MEASURES, values, strict=True):
-                sums[name] += int(value or 0)
-    for first, last in parts.days:
-        daily = _sum(session, SALES, node, DateRange(first, last), SALES_MEASURES, ("product_id",))
-        for key, values in daily.items():
-            sums = result[key]
-            for name in SALES_MEASURES:
-                sums[name] += values[name]
-    return dict(result)
+    return dict(_products_of_place(session, node, dr))
 
 
 def _top_products(
     session: Session, node: Node, dr: DateRange, limit: int
 ) -> list[tuple[tuple, Sums]]:
-    """The best-selling products of a place (net GMV), summed and ranked in one query
-    over its monthly product totals and the daily rows of the days around them."""
-    parts = spans(dr, periods.local_today())
-    sources = []
-    if parts.months:
-        sources.append(
-            select(
-                cast(MonthlyTotals.key, Integer).label("product_id"),
-                *(getattr(MonthlyTotals, m).label(m) for m in SALES_MEASURES),
-            ).where(
-                MonthlyTotals.level == node.level,
-                MonthlyTotals.code == node.code,
-                MonthlyTotals.dim == "product",
-                MonthlyTotals.month >= parts.months[0],
-                MonthlyTotals.month <= parts.months[-1],
-            )
-        )
-    for first, last in parts.days:
-        sources.append(
-            select(DailySales.product_id, *(getattr(DailySales, m) for m in SALES_MEASURES)).where(
-                DailySales.day >= first, DailySales.day <= last, _where(DailySales, node)
-            )
-        )
-    if not sources:
-        return []
-    both = union_all(*sources).subquery() if len(sources) > 1 else sources[0].subquery()
-    sums = [func.sum(getattr(both.c, m)) for m in SALES_MEASURES]
-    net = sums[0] - sums[1]
-    query = (
-        select(both.c.product_id, *sums)
-        .group_by(both.c.product_id)
-        .order_by(net.desc(), both.c.product_id)
-        .limit(limit)
-    )
-    return [
-        ((pid,), dict(zip(SALES_MEASURES, (int(v or 0) for v in values), strict=True)))
-        for pid, *values in session.execute(query)
-    ]
+    """The best-selling products of a place (net GMV), ranked in one query: over the
+    window or whole months straight from the running totals (one row a product, nothing
+    to add up), over other ranges added up with the daily rows of the days around."""
+    return _products_of_place(session, node, dr, limit)
 
 
 def products(
@@ -877,27 +964,43 @@ def informatization(session: Session, node: Node, dr: DateRange) -> list[Indicat
     ]
 
 
+def _cooperatives_of(node: Node):
+    """The WHERE clause for the cooperatives registered in the node (by their division)."""
+    if node.level == "cooperative":
+        return Cooperative.id == node.cooperative_id
+    if node.level == "city":
+        return Cooperative.division_code.startswith(node.code[:4])
+    if node.level == "county":
+        return Cooperative.division_code == node.code
+    return true()
+
+
 def active_cooperatives(session: Session, node: Node, day: date) -> tuple[int, int]:
     """(cooperatives with a paid order in the 30 days to ``day``, cooperatives registered
     by then) in the node: the stand-in for the plan's network application rate."""
     window = DateRange(day - timedelta(days=ACTIVE_DAYS - 1), day)
-    rows = _sum(session, ORDERS, node, window, ("paid_orders",), ("cooperative_id",))
-    active = {key[0] for key, sums in rows.items() if sums["paid_orders"] > 0}
-    registered_query = select(Cooperative.id).where(
+    # One probe a cooperative of the node into its daily order rows (indexed by cooperative
+    # and day) instead of adding up every row of the window; the node's filter stays on
+    # the rows too. (A cooperative counts where it is registered now: a move shows in its
+    # older rows after the nightly rebuild.)
+    paid = (
+        select(DailyOrders.cooperative_id)
+        .where(
+            DailyOrders.cooperative_id == Cooperative.id,
+            DailyOrders.day >= window.start,
+            DailyOrders.day <= window.end,
+            DailyOrders.paid_orders > 0,
+            _where(DailyOrders, node),
+        )
+        .exists()
+    )
+    registered = and_(
         Cooperative.status == CooperativeStatus.APPROVED,
         or_(Cooperative.approved_at.is_(None), Cooperative.approved_at < window.end_at),
     )
-    if node.level == "cooperative":
-        registered_query = registered_query.where(Cooperative.id == node.cooperative_id)
-    elif node.level == "city":
-        registered_query = registered_query.where(
-            Cooperative.division_code.startswith(node.code[:4])
-        )
-    elif node.level == "county":
-        registered_query = registered_query.where(Cooperative.division_code == node.code)
-    registered = set(session.scalars(registered_query))
+    rows = session.execute(select(paid, registered).where(_cooperatives_of(node))).all()
     # A cooperative that sold may since have been suspended: it still counted then.
-    return len(active), len(registered | active)
+    return sum(1 for a, _r in rows if a), sum(1 for a, r in rows if a or r)
 
 
 # --- the whole dashboard -----------------------------------------------------------------------

@@ -15,7 +15,7 @@ from market.catalog.models import Product
 from market.cooperatives.models import Cooperative
 from market.extensions import db
 from market.orders.models import Order, OrderLine
-from market.reports import rollups
+from market.reports import rollups, services
 from market.reports.models import (
     BuyerSet,
     DailyBuyers,
@@ -25,8 +25,9 @@ from market.reports.models import (
     MonthlyOrders,
     MonthlySales,
     MonthlyTotals,
+    ProductRunningTotals,
 )
-from market.reports.periods import SHANGHAI, period_containing
+from market.reports.periods import SHANGHAI, DateRange, period_containing
 from tests.reports.helpers import add_order, make_world
 
 
@@ -174,6 +175,7 @@ def assert_summaries_equal_raw(session) -> None:
     }
     assert monthly_sales == monthly_from(expected["sales"], with_province=False)
     assert_totals(session, expected)
+    assert_running_totals(session, expected)
     assert_buyer_sets(session, expected["buyers"])
 
 
@@ -222,15 +224,87 @@ def assert_totals(session, expected: dict) -> None:
         ]
         for r in session.scalars(select(MonthlyTotals))
     }
-    products: dict = defaultdict(lambda: [None, 0, 0, 0, 0, 0])
+    assert found_months == dict(months)
+
+
+SALES = ("gmv_fen", "refunds_fen", "orders", "units")
+
+
+def places_of(row) -> tuple[tuple[str, str], ...]:
+    return (("province", "440000"), ("city", row["city_code"]))
+
+
+def month_end(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+
+
+def expected_running_totals(expected: dict) -> dict:
+    """Each place's sales of each product up to the end of every checkpoint (the last
+    day of every month from its first sale to its last, and every day with a sale from
+    the first of the month before its last sale's month), from the raw rows."""
+    sale_days: dict = defaultdict(set)
+    for (day, _coop, _province), row in expected["orders"].items():
+        for place in places_of(row):
+            sale_days[place].add(day)
+    sold: dict = defaultdict(lambda: defaultdict(lambda: [0, 0, 0, 0]))
     for (day, _coop, product, _province), row in expected["sales"].items():
-        city = row["city_code"]
-        for level, code, parent in (("province", "440000", ""), ("city", city, "440000")):
-            target = products[(level, code, "product", day.replace(day=1), str(product))]
-            target[0] = parent
-            for i, name in enumerate(MEASURES, start=1):
-                target[i] += row.get(name, 0)
-    assert found_months == {**dict(months), **dict(products)}
+        for place in places_of(row):
+            sums = sold[place][(day, product)]
+            for i, name in enumerate(SALES):
+                sums[i] += row[name]
+    running = {}
+    for (level, code), days in sale_days.items():
+        last = max(days)
+        window = (last.replace(day=1) - timedelta(days=1)).replace(day=1)
+        checkpoints = {day for day in days if day >= window}
+        end = month_end(min(days))
+        while end <= month_end(last):
+            checkpoints.add(end)
+            end = month_end(end + timedelta(days=1))
+        for checkpoint in checkpoints:
+            for product in {p for _d, p in sold[(level, code)]}:
+                upto = [(d, sums) for (d, p), sums in sold[(level, code)].items() if p == product]
+                upto = [(d, sums) for d, sums in upto if d <= checkpoint]
+                if upto:
+                    running[(level, code, checkpoint, product)] = (
+                        *(sum(sums[i] for _d, sums in upto) for i in range(4)),
+                        len(upto),
+                    )
+    return running
+
+
+def assert_running_totals(session, expected: dict) -> None:
+    found = {
+        (r.level, r.code, r.day, r.product_id): (*(getattr(r, m) for m in SALES), r.days_sold)
+        for r in session.scalars(select(ProductRunningTotals))
+    }
+    assert found == expected_running_totals(expected)
+
+
+#: Ranges over the property test's instants: whole months, the window of daily
+#: checkpoints (the last month or two), and other days read from the daily rows.
+STARTS = [date(2025, 12, 1), date(2025, 12, 31), date(2026, 1, 2), date(2026, 2, 2)]
+ENDS = [date(2026, 1, 1), date(2026, 1, 4), date(2026, 2, 1), date(2026, 2, 28), date(2026, 3, 2)]
+
+
+def assert_product_ranges(session, expected: dict) -> None:
+    """A place's sales by product over any range, and its top products, as the
+    dashboards read them (running totals and daily rows), equal the raw rows'."""
+    cities = {row["city_code"] for row in expected["sales"].values()}
+    for level, code in [("province", "440000"), *(("city", c) for c in sorted(cities))]:
+        node = services.Node(level, code, "", code)
+        for start, end in ((s, e) for s in STARTS for e in ENDS if s <= e):
+            raw: dict = defaultdict(lambda: dict.fromkeys(SALES, 0))
+            for (day, _coop, product, _province), row in expected["sales"].items():
+                if start <= day <= end and (level, code) in places_of(row):
+                    for name in SALES:
+                        raw[(product,)][name] += row[name]
+            dr = DateRange(start, end)
+            assert services._product_sums(session, node, dr) == dict(raw), (node, dr)
+            ranked = sorted(
+                raw.items(), key=lambda kv: (-(kv[1]["gmv_fen"] - kv[1]["refunds_fen"]), kv[0])
+            )
+            assert services._top_products(session, node, dr, 2) == ranked[:2], (node, dr)
 
 
 def assert_buyer_sets(session, buyer_rows: dict) -> None:
@@ -270,6 +344,7 @@ def reset_sales(session) -> None:
         MonthlyOrders,
         DailyTotals,
         MonthlyTotals,
+        ProductRunningTotals,
         DailyBuyers,
         BuyerSet,
     ):
@@ -388,6 +463,78 @@ def test_a_deleted_product_keeps_its_sales_under_no_product(app, world):
         assert (row.product_id, row.category, row.gmv_fen) == (0, "other", 3600)
 
 
+def test_product_running_totals_carry_over_quiet_months_and_keep_a_window_of_days(app, world):
+    peel, tea = world.products["peel"], world.products["tea"]
+    jiangmen = services.Node("city", "440700", "", "440700")
+
+    def rows():
+        return {
+            (r.day, r.product_id): (r.gmv_fen, r.days_sold)
+            for r in db.session.scalars(
+                select(ProductRunningTotals).where(ProductRunningTotals.code == "440700")
+            )
+        }
+
+    def top(start, end):
+        found = services._top_products(db.session, jiangmen, DateRange(start, end), 10)
+        return [key[0] for key, _sums in found]
+
+    with app.app_context():
+        december = add_order(db.session, world.users["buyer_a"], [(peel, 1)], utc(2025, 12, 3))
+        rollups.refresh_orders(db.session, [december.id])
+        db.session.commit()
+        assert rows() == {
+            (date(2025, 12, 3), peel[0]): (12800, 1),  # a day of the window
+            (date(2025, 12, 31), peel[0]): (12800, 1),  # the month's end
+        }
+        # Nothing in January or February; March's payment lands.
+        march = add_order(db.session, world.users["buyer_b"], [(tea, 2)], utc(2026, 3, 3))
+        rollups.refresh_orders(db.session, [march.id])
+        db.session.commit()
+        # The window is now February and March: 3 December is left only in its month's end.
+        assert rows() == {
+            (date(2025, 12, 31), peel[0]): (12800, 1),
+            (date(2026, 1, 31), peel[0]): (12800, 1),
+            (date(2026, 2, 28), peel[0]): (12800, 1),
+            (date(2026, 3, 3), peel[0]): (12800, 1),
+            (date(2026, 3, 3), tea[0]): (7200, 1),
+            (date(2026, 3, 31), peel[0]): (12800, 1),
+            (date(2026, 3, 31), tea[0]): (7200, 1),
+        }
+        assert top(date(2026, 1, 1), date(2026, 2, 28)) == []  # whole months
+        assert top(date(2026, 2, 10), date(2026, 3, 3)) == [tea[0]]  # the window
+        assert top(date(2025, 12, 2), date(2025, 12, 20)) == [peel[0]]  # daily rows
+        assert top(date(2025, 12, 4), date(2026, 3, 2)) == []  # months and daily rows
+        assert services._product_sums(
+            db.session, jiangmen, DateRange(date(2025, 12, 1), date(2026, 3, 31))
+        ) == {
+            (peel[0],): {"gmv_fen": 12800, "refunds_fen": 0, "orders": 1, "units": 1},
+            (tea[0],): {"gmv_fen": 7200, "refunds_fen": 0, "orders": 1, "units": 2},
+        }
+        assert_summaries_equal_raw(db.session)
+        before = rows()
+        rollups.rebuild(db.session)
+        db.session.commit()
+        assert rows() == before
+
+
+def test_a_day_that_no_longer_has_sales_leaves_the_product_running_totals(app, world):
+    """Say a payment is reversed: its day is recomputed, and the place's running totals
+    end with the sale before it (its month's end is written again)."""
+    peel = world.products["peel"]
+    with app.app_context():
+        early = add_order(db.session, world.users["buyer_a"], [(peel, 1)], utc(2026, 5, 2, 3))
+        late = add_order(db.session, world.users["buyer_b"], [(peel, 2)], utc(2026, 5, 20, 3))
+        rollups.refresh_orders(db.session, [early.id, late.id])
+        db.session.commit()
+        db.session.execute(update(Order).where(Order.id == late.id).values(paid_at=None))
+        rollups.refresh_slice(db.session, date(2026, 5, 20), world.coops["xinhui"])
+        db.session.commit()
+        days = set(db.session.scalars(select(ProductRunningTotals.day)))
+        assert days == {date(2026, 5, 2), date(2026, 5, 31)}
+        assert_summaries_equal_raw(db.session)
+
+
 def test_buyer_province_comes_from_the_shipping_address(app, world):
     with app.app_context():
         ids = [
@@ -446,6 +593,7 @@ INSTANTS = [
     utc(2026, 1, 31, 15, 0),
     utc(2026, 1, 31, 16, 0),  # 1 February in Shanghai
     utc(2026, 2, 1, 9, 0),
+    utc(2026, 3, 2, 4, 0),  # March: a month or two after the others, with gaps between
 ]
 ADDRESSES = ["440106", "440705", "110000", "330100", "810000"]
 
@@ -510,6 +658,7 @@ def test_summaries_equal_a_raw_aggregation_whatever_the_events(app, world, specs
             rollups.refresh_orders(db.session, [order_id])
             db.session.commit()
         assert_summaries_equal_raw(db.session)
+        assert_product_ranges(db.session, raw_aggregation(db.session))
         incremental = summaries(db.session)
         rollups.rebuild(db.session)
         db.session.commit()
